@@ -1,0 +1,3 @@
+//! Destinations: where committed deliveries go.
+
+pub mod file;

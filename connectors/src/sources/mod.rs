@@ -1,0 +1,3 @@
+//! Sources: where messages come from.
+
+pub mod mllp;

@@ -1,0 +1,108 @@
+//! The contracts between the engine and its connectors.
+//!
+//! A [`Source`] turns bytes from the outside world into calls to
+//! [`ChannelHandle::submit`](crate::channel::ChannelHandle::submit) and writes back the reply it
+//! gets; a [`Destination`] sends one committed [`Delivery`]. Concrete connectors live in the
+//! `medway-connectors` crate and reach the engine only through [`ConnectorFactory`], so the
+//! engine never names one.
+
+use crate::channel::ChannelHandle;
+use crate::config::{ConfigError, ConnectorSpec};
+use crate::message::Delivery;
+use async_trait::async_trait;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Everything a running source needs.
+#[derive(Clone)]
+pub struct SourceContext {
+    pub channel: ChannelHandle,
+    /// Fires when the source must stop accepting new input.
+    pub shutdown: CancellationToken,
+    /// Track per-connection tasks here so shutdown can wait for their in-flight replies.
+    pub tracker: TaskTracker,
+}
+
+/// Why a source stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A source runs until `cx.shutdown` fires and returns after every in-flight message has its reply.
+#[async_trait]
+pub trait Source: Send + 'static {
+    /// Binds listeners (if any). Called before `run`, so that readiness is reported only after
+    /// every listener is bound and a port clash is reported at start.
+    async fn bind(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+    async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), SourceError>;
+}
+
+/// Whether a failed delivery is worth retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Transient (peer down, timeout, 5xx): retry with backoff.
+    Later,
+    /// Permanent (rejected content, 4xx): mark errored at once.
+    Never,
+}
+
+/// A failed send attempt, with a short reason for people (never a message body).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{reason}")]
+pub struct DeliveryError {
+    pub retry: Retry,
+    pub reason: String,
+}
+
+impl DeliveryError {
+    pub fn later(reason: impl Into<String>) -> Self {
+        Self {
+            retry: Retry::Later,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn never(reason: impl Into<String>) -> Self {
+        Self {
+            retry: Retry::Never,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A successful send, summarised for the attempt log.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    pub summary: String,
+}
+
+/// Sends committed deliveries. Called again with the same delivery on retry, restart or
+/// reprocess: use `delivery.id` as the idempotency key.
+#[async_trait]
+pub trait Destination: Send + Sync + 'static {
+    async fn send(&self, delivery: &Delivery) -> Result<Response, DeliveryError>;
+    /// A start-up check (table exists, broker reachable); failures are reported, not fatal.
+    async fn check(&self) -> Result<(), DeliveryError> {
+        Ok(())
+    }
+}
+
+/// Builds connectors from their `kind` and settings. Implemented by `medway-connectors`'s registry.
+pub trait ConnectorFactory: Send + Sync {
+    fn source(&self, channel: &str, spec: &ConnectorSpec) -> Result<Box<dyn Source>, ConfigError>;
+    fn destination(
+        &self,
+        channel: &str,
+        spec: &ConnectorSpec,
+    ) -> Result<Arc<dyn Destination>, ConfigError>;
+}

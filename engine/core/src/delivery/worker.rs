@@ -1,0 +1,177 @@
+//! One worker per channel destination. See the module docs of [`crate::delivery`].
+
+use super::backoff;
+use crate::clock::now_micros;
+use crate::config::RetryPolicy;
+use crate::connector::{Destination, Retry};
+use crate::store::{AttemptResult, DeliveryOutcome, Store, WriterHandle};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Tunables shared by all workers.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Identifies this process's leases.
+    pub owner: Arc<str>,
+    pub lease: Duration,
+    /// Deliveries claimed per round trip.
+    pub batch: u32,
+    /// Longest a single send may take before it counts as a failed attempt.
+    pub send_timeout: Duration,
+    /// Poll interval when idle (a safety net; commits wake the worker at once).
+    pub idle_poll: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            owner: Arc::from(format!(
+                "{}-{}",
+                std::process::id(),
+                now_micros() % 1_000_000
+            )),
+            lease: Duration::from_secs(60),
+            batch: 64,
+            send_timeout: Duration::from_secs(30),
+            idle_poll: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct DeliveryWorker {
+    pub channel: Arc<str>,
+    pub name: Arc<str>,
+    pub destination: Arc<dyn Destination>,
+    pub retry: RetryPolicy,
+    pub store: Arc<dyn Store>,
+    pub writer: WriterHandle,
+    pub wake: Arc<Notify>,
+    pub settings: WorkerSettings,
+}
+
+impl DeliveryWorker {
+    /// Runs until `shutdown` fires. A send in progress is finished (the caller bounds that with a
+    /// grace period); its outcome is recorded before returning.
+    pub async fn run(self, shutdown: CancellationToken) {
+        if let Err(e) = self.destination.check().await {
+            tracing::warn!(channel = %self.channel, destination = %self.name, error = %e.reason,
+                "destination start-up check failed; deliveries will retry");
+        }
+        let mut store_failures = 0u32;
+        while !shutdown.is_cancelled() {
+            let claim = match self
+                .store
+                .claim(
+                    &self.channel,
+                    &self.name,
+                    &self.settings.owner,
+                    self.settings.lease,
+                    self.settings.batch,
+                )
+                .await
+            {
+                Ok(claim) => {
+                    store_failures = 0;
+                    claim
+                }
+                Err(error) => {
+                    store_failures += 1;
+                    if store_failures == 1 || store_failures.is_multiple_of(60) {
+                        tracing::warn!(channel = %self.channel, destination = %self.name, %error,
+                            "cannot claim deliveries; will keep trying");
+                    }
+                    self.pause(Duration::from_secs(1), &shutdown).await;
+                    continue;
+                }
+            };
+            if claim.deliveries.is_empty() {
+                let wait = match claim.next_due {
+                    Some(due) => Duration::from_micros((due - now_micros()).max(1_000) as u64)
+                        .min(self.settings.idle_poll),
+                    None => self.settings.idle_poll,
+                };
+                self.pause(wait, &shutdown).await;
+                continue;
+            }
+            let mut outcomes = Vec::with_capacity(claim.deliveries.len());
+            let mut unsent = Vec::new();
+            let mut stop = false;
+            for delivery in claim.deliveries {
+                if stop || shutdown.is_cancelled() {
+                    unsent.push(delivery.id);
+                    continue;
+                }
+                let attempt = delivery.attempts + 1;
+                let started_at = now_micros();
+                let clock = Instant::now();
+                let sent = tokio::time::timeout(
+                    self.settings.send_timeout,
+                    self.destination.send(&delivery),
+                )
+                .await;
+                let duration_us = clock.elapsed().as_micros() as i64;
+                let result = match sent {
+                    Ok(Ok(response)) => AttemptResult::Sent {
+                        summary: response.summary,
+                    },
+                    Ok(Err(error)) => self.failure(error.retry, error.reason, attempt),
+                    Err(_) => self.failure(
+                        Retry::Later,
+                        format!("send timed out after {:?}", self.settings.send_timeout),
+                        attempt,
+                    ),
+                };
+                if !matches!(result, AttemptResult::Sent { .. }) {
+                    tracing::warn!(channel = %self.channel, destination = %self.name,
+                        delivery_id = delivery.id, control_id = delivery.control_id.as_deref().unwrap_or(""),
+                        attempt, outcome = ?result, "delivery attempt failed");
+                    // FIFO: nothing behind a failed delivery goes before it.
+                    stop = true;
+                }
+                outcomes.push(DeliveryOutcome {
+                    delivery_id: delivery.id,
+                    attempt,
+                    started_at,
+                    duration_us,
+                    result,
+                });
+            }
+            if let Err(error) = self.writer.record(outcomes).await {
+                tracing::warn!(channel = %self.channel, destination = %self.name, %error,
+                    "cannot record delivery outcomes; they will be retried (at-least-once)");
+                self.pause(Duration::from_secs(1), &shutdown).await;
+            }
+            if !unsent.is_empty()
+                && let Err(error) = self.store.release(&unsent).await
+            {
+                tracing::warn!(%error, "cannot release leases; they expire on their own");
+            }
+        }
+    }
+
+    fn failure(&self, retry: Retry, reason: String, attempt: u32) -> AttemptResult {
+        if retry == Retry::Never {
+            return AttemptResult::Errored { reason };
+        }
+        if !backoff::may_retry(&self.retry, attempt) {
+            return AttemptResult::Errored {
+                reason: format!("{reason} (gave up after {attempt} attempts)"),
+            };
+        }
+        let delay = backoff::delay(&self.retry, attempt);
+        AttemptResult::Retry {
+            reason,
+            next_attempt_at: now_micros() + delay.as_micros() as i64,
+        }
+    }
+
+    async fn pause(&self, wait: Duration, shutdown: &CancellationToken) {
+        tokio::select! {
+            _ = self.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The durable store: messages, their deliveries and every delivery attempt.
+//!
+//! One [`Store`] trait, two backends through sqlx: [`SqliteStore`] (the embedded default: one
+//! file, WAL, `synchronous=FULL`) and [`PostgresStore`] (production, shared by several nodes,
+//! `synchronous_commit=on`). Both pass the same contract suite (`tests/store_contract.rs`).
+//!
+//! Writes go through the [`StoreWriter`], which batches concurrent requests into one transaction
+//! (group commit) and answers each caller only after that transaction is durable. Reads and
+//! delivery claims go straight to the backend. This module never decides routing or retries; it
+//! records what the channel runtime and the delivery workers decided.
+
+mod migrations;
+mod postgres;
+mod sqlite;
+mod writer;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+pub use writer::{StoreWriter, WriterHandle};
+
+use crate::message::{Delivery, DeliveryStatus, MessageStatus, NewMessage};
+use async_trait::async_trait;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("unsupported store URL {0:?} (use sqlite://FILE or postgres://…)")]
+    BadUrl(String),
+    #[error("cannot prepare the store: {0}")]
+    Setup(String),
+    #[error("the store writer has stopped")]
+    WriterClosed,
+}
+
+/// The result of one send attempt, as recorded by a delivery worker.
+#[derive(Debug, Clone)]
+pub struct DeliveryOutcome {
+    pub delivery_id: i64,
+    /// This attempt's number (1 for the first).
+    pub attempt: u32,
+    pub started_at: i64,
+    pub duration_us: i64,
+    pub result: AttemptResult,
+}
+
+#[derive(Debug, Clone)]
+pub enum AttemptResult {
+    Sent {
+        summary: String,
+    },
+    /// Failed; try again at `next_attempt_at` (UTC micros).
+    Retry {
+        reason: String,
+        next_attempt_at: i64,
+    },
+    /// Failed for good (permanent error or attempt limit).
+    Errored {
+        reason: String,
+    },
+}
+
+impl AttemptResult {
+    fn status(&self) -> DeliveryStatus {
+        match self {
+            Self::Sent { .. } => DeliveryStatus::Sent,
+            Self::Retry { .. } => DeliveryStatus::Retrying,
+            Self::Errored { .. } => DeliveryStatus::Errored,
+        }
+    }
+
+    fn outcome_word(&self) -> &'static str {
+        match self {
+            Self::Sent { .. } => "sent",
+            Self::Retry { .. } => "retry",
+            Self::Errored { .. } => "error",
+        }
+    }
+
+    fn detail(&self) -> &str {
+        match self {
+            Self::Sent { summary } => summary,
+            Self::Retry { reason, .. } | Self::Errored { reason } => reason,
+        }
+    }
+}
+
+/// What a worker gets from [`Store::claim`].
+#[derive(Debug, Default)]
+pub struct Claim {
+    /// Leased to the caller, oldest first.
+    pub deliveries: Vec<Delivery>,
+    /// When the head of the queue becomes due, if it is waiting for a retry.
+    pub next_due: Option<i64>,
+}
+
+/// Filters for listing messages; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub channel: Option<String>,
+    pub status: Option<MessageStatus>,
+    pub control_id: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub limit: u32,
+}
+
+/// A message as listed (no body).
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageSummary {
+    pub id: i64,
+    pub channel: String,
+    pub received_at: i64,
+    pub control_id: Option<String>,
+    pub message_type: Option<String>,
+    pub status: MessageStatus,
+    pub error: Option<String>,
+}
+
+/// A message with its bodies, for `messages show`.
+#[derive(Debug, Clone)]
+pub struct MessageDetail {
+    pub summary: MessageSummary,
+    pub patient_key: Option<String>,
+    pub peer: Option<String>,
+    pub raw: Vec<u8>,
+    pub transformed: Option<Vec<u8>>,
+}
+
+/// A delivery as shown to people.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryView {
+    pub id: i64,
+    pub message_id: i64,
+    pub destination: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub updated_at: i64,
+}
+
+/// Counts per channel × destination × status, for `medway status` and metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueCount {
+    pub channel: String,
+    pub destination: String,
+    pub status: DeliveryStatus,
+    pub count: i64,
+}
+
+/// The durable store. Every method is safe to call concurrently.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Commits messages (each with its deliveries) and delivery outcomes in **one durable
+    /// transaction**; returns the new message ids in order. On error nothing was written.
+    async fn write_batch(
+        &self,
+        messages: &[NewMessage],
+        outcomes: &[DeliveryOutcome],
+    ) -> Result<Vec<i64>, StoreError>;
+
+    /// Leases up to `limit` due deliveries of one destination, strictly oldest first: it stops at
+    /// the first delivery that is not yet due (FIFO), and reports when that one will be.
+    async fn claim(
+        &self,
+        channel: &str,
+        destination: &str,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Claim, StoreError>;
+
+    /// Drops the leases on these deliveries (claimed but not attempted), keeping their order.
+    async fn release(&self, delivery_ids: &[i64]) -> Result<(), StoreError>;
+
+    /// Drops every lease held by `owner` (at start-up of a single node, and at clean shutdown).
+    async fn release_leases(&self, owner: &str) -> Result<(), StoreError>;
+
+    async fn list_messages(
+        &self,
+        filter: &MessageFilter,
+    ) -> Result<Vec<MessageSummary>, StoreError>;
+
+    async fn message(&self, id: i64) -> Result<Option<MessageDetail>, StoreError>;
+
+    /// Deliveries of the given messages, by message id then delivery id.
+    async fn deliveries_of(&self, message_ids: &[i64]) -> Result<Vec<DeliveryView>, StoreError>;
+
+    async fn queue_counts(&self) -> Result<Vec<QueueCount>, StoreError>;
+
+    /// A cheap round trip, for health checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store named by `url`, creating its schema if needed.
+pub async fn open(url: &str, pool_size: u32) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url, pool_size).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PostgresStore::open(url, pool_size).await?))
+    } else {
+        Err(StoreError::BadUrl(url.to_string()))
+    }
+}
+
+/// Converts a status string read back from the database.
+fn message_status(text: &str) -> MessageStatus {
+    MessageStatus::parse(text).unwrap_or(MessageStatus::Error)
+}
+
+fn delivery_status(text: &str) -> DeliveryStatus {
+    DeliveryStatus::parse(text).unwrap_or(DeliveryStatus::Errored)
+}

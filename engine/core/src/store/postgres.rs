@@ -1,0 +1,345 @@
+//! The PostgreSQL backend: production, shared by several Medway nodes.
+//!
+//! Commits run with `synchronous_commit=on`. Delivery claims use `FOR UPDATE OF d SKIP LOCKED`
+//! plus a time-limited lease, so two nodes never send one delivery at the same time and a
+//! crashed node's work is picked up when its leases expire. Migrations take an advisory lock so
+//! nodes starting together do not race.
+
+use super::migrations;
+use super::{
+    AttemptResult, Claim, DeliveryOutcome, DeliveryView, MessageDetail, MessageFilter,
+    MessageSummary, QueueCount, Store, StoreError, delivery_status, message_status,
+};
+use crate::clock::now_micros;
+use crate::message::{Delivery, NewMessage};
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+/// Arbitrary constant naming Medway's migration lock.
+const MIGRATION_LOCK: i64 = 0x6d65_6477_6179;
+
+impl PostgresStore {
+    pub async fn open(url: &str, pool_size: u32) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|_| StoreError::BadUrl(url.to_string()))?
+            .options([("synchronous_commit", "on")])
+            .application_name("medway");
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size.max(2))
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS medway_schema_migrations \
+             (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        for (name, sql) in migrations::POSTGRES {
+            let done: Option<String> =
+                sqlx::query_scalar("SELECT name FROM medway_schema_migrations WHERE name = $1")
+                    .bind(*name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if done.is_none() {
+                sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+                sqlx::query(
+                    "INSERT INTO medway_schema_migrations (name, applied_at) VALUES ($1, $2)",
+                )
+                .bind(*name)
+                .bind(now_micros())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn summary(row: &PgRow) -> Result<MessageSummary, sqlx::Error> {
+    Ok(MessageSummary {
+        id: row.try_get("id")?,
+        channel: row.try_get("channel")?,
+        received_at: row.try_get("received_at")?,
+        control_id: row.try_get("control_id")?,
+        message_type: row.try_get("message_type")?,
+        status: message_status(row.try_get("status")?),
+        error: row.try_get("error")?,
+    })
+}
+
+fn delivery_view(row: &PgRow) -> Result<DeliveryView, sqlx::Error> {
+    Ok(DeliveryView {
+        id: row.try_get("id")?,
+        message_id: row.try_get("message_id")?,
+        destination: row.try_get("destination")?,
+        status: delivery_status(row.try_get("status")?),
+        attempts: row.try_get::<i32, _>("attempts")? as u32,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        last_error: row.try_get("last_error")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn write_batch(
+        &self,
+        messages: &[NewMessage],
+        outcomes: &[DeliveryOutcome],
+    ) -> Result<Vec<i64>, StoreError> {
+        let now = now_micros();
+        let mut ids = Vec::with_capacity(messages.len());
+        let mut tx = self.pool.begin().await?;
+        for m in messages {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO messages (channel, received_at, control_id, message_type, status, \
+                 error, patient_key, peer, raw, transformed) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) RETURNING id",
+            )
+            .bind(&*m.channel)
+            .bind(m.received_at)
+            .bind(m.control_id.as_deref())
+            .bind(m.message_type.as_deref())
+            .bind(m.status.as_str())
+            .bind(m.error.as_deref())
+            .bind(m.patient_key.as_deref())
+            .bind(m.peer.as_deref())
+            .bind(&m.raw[..])
+            .bind(m.transformed.as_deref())
+            .fetch_one(&mut *tx)
+            .await?;
+            for d in &m.deliveries {
+                sqlx::query(
+                    "INSERT INTO deliveries (message_id, channel, destination, status, \
+                     ordering_key, attempts, next_attempt_at, created_at, updated_at) \
+                     VALUES ($1,$2,$3,'queued',$4,0,$5,$5,$5)",
+                )
+                .bind(id)
+                .bind(&*m.channel)
+                .bind(&*d.destination)
+                .bind(d.ordering_key.as_deref())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            ids.push(id);
+        }
+        for o in outcomes {
+            let next = match &o.result {
+                AttemptResult::Retry {
+                    next_attempt_at, ..
+                } => *next_attempt_at,
+                _ => now,
+            };
+            let last_error = match &o.result {
+                AttemptResult::Sent { .. } => None,
+                other => Some(other.detail()),
+            };
+            sqlx::query(
+                "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, \
+                 last_error = $4, lease_owner = NULL, lease_until = NULL, updated_at = $5 \
+                 WHERE id = $6",
+            )
+            .bind(o.result.status().as_str())
+            .bind(o.attempt as i32)
+            .bind(next)
+            .bind(last_error)
+            .bind(now)
+            .bind(o.delivery_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, \
+                 outcome, detail) VALUES ($1,$2,$3,$4,$5,$6)",
+            )
+            .bind(o.delivery_id)
+            .bind(o.attempt as i32)
+            .bind(o.started_at)
+            .bind(o.duration_us)
+            .bind(o.result.outcome_word())
+            .bind(o.result.detail())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn claim(
+        &self,
+        channel: &str,
+        destination: &str,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Claim, StoreError> {
+        let now = now_micros();
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT d.id, d.message_id, d.attempts, d.next_attempt_at, d.lease_until, \
+             m.control_id, m.message_type, m.received_at, \
+             COALESCE(m.transformed, m.raw) AS payload \
+             FROM deliveries d JOIN messages m ON m.id = d.message_id \
+             WHERE d.channel = $1 AND d.destination = $2 AND d.status IN ('queued', 'retrying') \
+             ORDER BY d.id LIMIT $3 FOR UPDATE OF d SKIP LOCKED",
+        )
+        .bind(channel)
+        .bind(destination)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claim = Claim::default();
+        for row in &rows {
+            let lease_until: Option<i64> = row.try_get("lease_until")?;
+            if lease_until.is_some_and(|until| until > now) {
+                break;
+            }
+            let due: i64 = row.try_get("next_attempt_at")?;
+            if due > now {
+                claim.next_due = Some(due);
+                break;
+            }
+            let payload: Vec<u8> = row.try_get("payload")?;
+            claim.deliveries.push(Delivery {
+                id: row.try_get("id")?,
+                message_id: row.try_get("message_id")?,
+                channel: channel.to_string(),
+                destination: destination.to_string(),
+                attempts: row.try_get::<i32, _>("attempts")? as u32,
+                control_id: row.try_get("control_id")?,
+                message_type: row.try_get("message_type")?,
+                payload: payload.into(),
+                received_at: row.try_get("received_at")?,
+            });
+        }
+        if !claim.deliveries.is_empty() {
+            let ids: Vec<i64> = claim.deliveries.iter().map(|d| d.id).collect();
+            sqlx::query(
+                "UPDATE deliveries SET lease_owner = $1, lease_until = $2 WHERE id = ANY($3)",
+            )
+            .bind(owner)
+            .bind(now + lease.as_micros() as i64)
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(claim)
+    }
+
+    async fn release(&self, delivery_ids: &[i64]) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE id = ANY($1)",
+        )
+        .bind(delivery_ids)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn release_leases(&self, owner: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
+        )
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_messages(
+        &self,
+        filter: &MessageFilter,
+    ) -> Result<Vec<MessageSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, channel, received_at, control_id, message_type, status, error \
+             FROM messages WHERE ($1::text IS NULL OR channel = $1) AND \
+             ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR control_id = $3) AND \
+             ($4::bigint IS NULL OR received_at >= $4) AND \
+             ($5::bigint IS NULL OR received_at <= $5) ORDER BY id DESC LIMIT $6",
+        )
+        .bind(filter.channel.as_deref())
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(filter.control_id.as_deref())
+        .bind(filter.since)
+        .bind(filter.until)
+        .bind(i64::from(filter.limit.max(1)))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(summary).collect::<Result<_, _>>()?)
+    }
+
+    async fn message(&self, id: i64) -> Result<Option<MessageDetail>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, channel, received_at, control_id, message_type, status, error, \
+             patient_key, peer, raw, transformed FROM messages WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(MessageDetail {
+            summary: summary(&row)?,
+            patient_key: row.try_get("patient_key")?,
+            peer: row.try_get("peer")?,
+            raw: row.try_get("raw")?,
+            transformed: row.try_get("transformed")?,
+        }))
+    }
+
+    async fn deliveries_of(&self, message_ids: &[i64]) -> Result<Vec<DeliveryView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, message_id, destination, status, attempts, next_attempt_at, last_error, \
+             updated_at FROM deliveries WHERE message_id = ANY($1) ORDER BY message_id, id",
+        )
+        .bind(message_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(delivery_view).collect::<Result<_, _>>()?)
+    }
+
+    async fn queue_counts(&self) -> Result<Vec<QueueCount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT channel, destination, status, COUNT(*) AS n FROM deliveries \
+             GROUP BY channel, destination, status ORDER BY channel, destination, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QueueCount {
+                    channel: row.try_get("channel")?,
+                    destination: row.try_get("destination")?,
+                    status: delivery_status(row.try_get("status")?),
+                    count: row.try_get("n")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

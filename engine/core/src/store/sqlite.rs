@@ -1,0 +1,372 @@
+//! The SQLite backend: the embedded default, one file, zero set-up.
+//!
+//! Two pools: a single-connection write pool (`synchronous=FULL`) used only by the group commit,
+//! so every acknowledged message is fsynced, and a small work pool (`synchronous=NORMAL`) for
+//! reads and delivery leases, whose loss in a crash is harmless (a single SQLite node drops all
+//! leases at start). WAL mode lets readers run beside the writer. Write transactions start with
+//! `BEGIN IMMEDIATE` so two connections never deadlock upgrading a read lock.
+
+use super::migrations;
+use super::{
+    Claim, DeliveryOutcome, DeliveryView, MessageDetail, MessageFilter, MessageSummary, QueueCount,
+    Store, StoreError, delivery_status, message_status,
+};
+use crate::clock::now_micros;
+use crate::message::{Delivery, NewMessage};
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool as Pool};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub struct SqliteStore {
+    write: SqlitePool,
+    work: Pool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file named by `url` and applies migrations.
+    pub async fn open(url: &str, pool_size: u32) -> Result<Self, StoreError> {
+        let base = SqliteConnectOptions::from_str(url)
+            .map_err(|_| StoreError::BadUrl(url.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        if let Some(dir) = base.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base.clone().synchronous(SqliteSynchronous::Full))
+            .await?;
+        let work = SqlitePoolOptions::new()
+            .max_connections(pool_size.max(2))
+            .connect_with(base.synchronous(SqliteSynchronous::Normal))
+            .await?;
+        let store = Self { write, work };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS medway_schema_migrations \
+             (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        for (name, sql) in migrations::SQLITE {
+            let done: Option<String> =
+                sqlx::query_scalar("SELECT name FROM medway_schema_migrations WHERE name = ?")
+                    .bind(*name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if done.is_none() {
+                sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+                sqlx::query(
+                    "INSERT INTO medway_schema_migrations (name, applied_at) VALUES (?, ?)",
+                )
+                .bind(*name)
+                .bind(now_micros())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+const SUMMARY_COLUMNS: &str = "id, channel, received_at, control_id, message_type, status, error";
+
+fn summary(row: &SqliteRow) -> Result<MessageSummary, sqlx::Error> {
+    Ok(MessageSummary {
+        id: row.try_get("id")?,
+        channel: row.try_get("channel")?,
+        received_at: row.try_get("received_at")?,
+        control_id: row.try_get("control_id")?,
+        message_type: row.try_get("message_type")?,
+        status: message_status(row.try_get("status")?),
+        error: row.try_get("error")?,
+    })
+}
+
+fn delivery_view(row: &SqliteRow) -> Result<DeliveryView, sqlx::Error> {
+    Ok(DeliveryView {
+        id: row.try_get("id")?,
+        message_id: row.try_get("message_id")?,
+        destination: row.try_get("destination")?,
+        status: delivery_status(row.try_get("status")?),
+        attempts: row.try_get::<i64, _>("attempts")? as u32,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        last_error: row.try_get("last_error")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn write_batch(
+        &self,
+        messages: &[NewMessage],
+        outcomes: &[DeliveryOutcome],
+    ) -> Result<Vec<i64>, StoreError> {
+        let now = now_micros();
+        let mut ids = Vec::with_capacity(messages.len());
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        for m in messages {
+            let done = sqlx::query(
+                "INSERT INTO messages (channel, received_at, control_id, message_type, status, \
+                 error, patient_key, peer, raw, transformed) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            )
+            .bind(&*m.channel)
+            .bind(m.received_at)
+            .bind(m.control_id.as_deref())
+            .bind(m.message_type.as_deref())
+            .bind(m.status.as_str())
+            .bind(m.error.as_deref())
+            .bind(m.patient_key.as_deref())
+            .bind(m.peer.as_deref())
+            .bind(&m.raw[..])
+            .bind(m.transformed.as_deref())
+            .execute(&mut *tx)
+            .await?;
+            let id = done.last_insert_rowid();
+            for d in &m.deliveries {
+                sqlx::query(
+                    "INSERT INTO deliveries (message_id, channel, destination, status, \
+                     ordering_key, attempts, next_attempt_at, created_at, updated_at) \
+                     VALUES (?,?,?,'queued',?,0,?,?,?)",
+                )
+                .bind(id)
+                .bind(&*m.channel)
+                .bind(&*d.destination)
+                .bind(d.ordering_key.as_deref())
+                .bind(now)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            ids.push(id);
+        }
+        for o in outcomes {
+            let next = match &o.result {
+                super::AttemptResult::Retry {
+                    next_attempt_at, ..
+                } => *next_attempt_at,
+                _ => now,
+            };
+            let last_error = match &o.result {
+                super::AttemptResult::Sent { .. } => None,
+                other => Some(other.detail()),
+            };
+            sqlx::query(
+                "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, \
+                 last_error = ?, lease_owner = NULL, lease_until = NULL, updated_at = ? \
+                 WHERE id = ?",
+            )
+            .bind(o.result.status().as_str())
+            .bind(i64::from(o.attempt))
+            .bind(next)
+            .bind(last_error)
+            .bind(now)
+            .bind(o.delivery_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, \
+                 outcome, detail) VALUES (?,?,?,?,?,?)",
+            )
+            .bind(o.delivery_id)
+            .bind(i64::from(o.attempt))
+            .bind(o.started_at)
+            .bind(o.duration_us)
+            .bind(o.result.outcome_word())
+            .bind(o.result.detail())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn claim(
+        &self,
+        channel: &str,
+        destination: &str,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Claim, StoreError> {
+        let now = now_micros();
+        let mut tx = self.work.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "SELECT d.id, d.message_id, d.attempts, d.next_attempt_at, d.lease_owner, \
+             d.lease_until, m.control_id, m.message_type, m.received_at, \
+             COALESCE(m.transformed, m.raw) AS payload \
+             FROM deliveries d JOIN messages m ON m.id = d.message_id \
+             WHERE d.channel = ? AND d.destination = ? AND d.status IN ('queued', 'retrying') \
+             ORDER BY d.id LIMIT ?",
+        )
+        .bind(channel)
+        .bind(destination)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claim = Claim::default();
+        for row in &rows {
+            let lease_until: Option<i64> = row.try_get("lease_until")?;
+            if lease_until.is_some_and(|until| until > now) {
+                // Held by a live worker: FIFO forbids passing it.
+                break;
+            }
+            let due: i64 = row.try_get("next_attempt_at")?;
+            if due > now {
+                claim.next_due = Some(due);
+                break;
+            }
+            let payload: Vec<u8> = row.try_get("payload")?;
+            claim.deliveries.push(Delivery {
+                id: row.try_get("id")?,
+                message_id: row.try_get("message_id")?,
+                channel: channel.to_string(),
+                destination: destination.to_string(),
+                attempts: row.try_get::<i64, _>("attempts")? as u32,
+                control_id: row.try_get("control_id")?,
+                message_type: row.try_get("message_type")?,
+                payload: payload.into(),
+                received_at: row.try_get("received_at")?,
+            });
+        }
+        let until = now + lease.as_micros() as i64;
+        for d in &claim.deliveries {
+            sqlx::query("UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE id = ?")
+                .bind(owner)
+                .bind(until)
+                .bind(d.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(claim)
+    }
+
+    async fn release(&self, delivery_ids: &[i64]) -> Result<(), StoreError> {
+        let mut tx = self.work.begin_with("BEGIN IMMEDIATE").await?;
+        for id in delivery_ids {
+            sqlx::query(
+                "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE id = ?",
+            )
+            .bind(*id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_leases(&self, owner: &str) -> Result<(), StoreError> {
+        // One SQLite file has one node: at start every lease is stale, whoever held it.
+        let _ = owner;
+        sqlx::query(
+            "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
+             WHERE lease_owner IS NOT NULL",
+        )
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_messages(
+        &self,
+        filter: &MessageFilter,
+    ) -> Result<Vec<MessageSummary>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUMMARY_COLUMNS} FROM messages WHERE \
+             (?1 IS NULL OR channel = ?1) AND (?2 IS NULL OR status = ?2) AND \
+             (?3 IS NULL OR control_id = ?3) AND (?4 IS NULL OR received_at >= ?4) AND \
+             (?5 IS NULL OR received_at <= ?5) ORDER BY id DESC LIMIT ?6"
+        )))
+        .bind(filter.channel.as_deref())
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(filter.control_id.as_deref())
+        .bind(filter.since)
+        .bind(filter.until)
+        .bind(i64::from(filter.limit.max(1)))
+        .fetch_all(&self.work)
+        .await?;
+        Ok(rows.iter().map(summary).collect::<Result<_, _>>()?)
+    }
+
+    async fn message(&self, id: i64) -> Result<Option<MessageDetail>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUMMARY_COLUMNS}, patient_key, peer, raw, transformed \
+             FROM messages WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.work)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(MessageDetail {
+            summary: summary(&row)?,
+            patient_key: row.try_get("patient_key")?,
+            peer: row.try_get("peer")?,
+            raw: row.try_get("raw")?,
+            transformed: row.try_get("transformed")?,
+        }))
+    }
+
+    async fn deliveries_of(&self, message_ids: &[i64]) -> Result<Vec<DeliveryView>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in message_ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT id, message_id, destination, status, attempts, next_attempt_at, \
+                 last_error, updated_at FROM deliveries WHERE message_id IN ({marks}) \
+                 ORDER BY message_id, id"
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&self.work).await? {
+                out.push(delivery_view(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn queue_counts(&self) -> Result<Vec<QueueCount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT channel, destination, status, COUNT(*) AS n FROM deliveries \
+             GROUP BY channel, destination, status ORDER BY channel, destination, status",
+        )
+        .fetch_all(&self.work)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QueueCount {
+                    channel: row.try_get("channel")?,
+                    destination: row.try_get("destination")?,
+                    status: delivery_status(row.try_get("status")?),
+                    count: row.try_get("n")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.work).await?;
+        Ok(())
+    }
+}

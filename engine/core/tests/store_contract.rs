@@ -1,0 +1,366 @@
+//! The store contract: the same behaviour, checked on SQLite and on a real PostgreSQL
+//! (`MEDWAY_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`; each test gets
+//! its own schema). A missing PostgreSQL fails these tests; it never skips them.
+
+mod support;
+
+use bytes::Bytes;
+use medway_engine::message::{DeliveryStatus, MessageStatus, NewDelivery, NewMessage};
+use medway_engine::store::{AttemptResult, DeliveryOutcome, MessageFilter, Store, StoreWriter};
+use std::sync::Arc;
+use std::time::Duration;
+use support::Backend;
+
+fn message(channel: &str, control_id: &str, destinations: &[&str]) -> NewMessage {
+    NewMessage {
+        channel: Arc::from(channel),
+        received_at: medway_engine::clock::now_micros(),
+        control_id: Some(control_id.to_string()),
+        message_type: Some("ORU^R01".into()),
+        status: MessageStatus::Accepted,
+        error: None,
+        patient_key: Some("MRN1^HOSP".into()),
+        peer: Some("127.0.0.1:5000".into()),
+        raw: Bytes::from(format!(
+            "MSH|^~\\&|A|B|C|D|||ORU^R01|{control_id}|P|2.5.1\r"
+        )),
+        transformed: None,
+        deliveries: destinations
+            .iter()
+            .map(|d| NewDelivery {
+                destination: Arc::from(*d),
+                ordering_key: None,
+            })
+            .collect(),
+    }
+}
+
+fn outcome(delivery_id: i64, attempt: u32, result: AttemptResult) -> DeliveryOutcome {
+    DeliveryOutcome {
+        delivery_id,
+        attempt,
+        started_at: medway_engine::clock::now_micros(),
+        duration_us: 10,
+        result,
+    }
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+async fn writes_and_reads_back(store: Arc<dyn Store>) {
+    let ids = store
+        .write_batch(
+            &[
+                message("c1", "A1", &["d1", "d2"]),
+                message("c1", "A2", &["d1"]),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    assert!(ids[1] > ids[0], "ids increase in commit order: {ids:?}");
+    let detail = store.message(ids[0]).await.unwrap().expect("stored");
+    assert_eq!(detail.summary.control_id.as_deref(), Some("A1"));
+    assert_eq!(detail.summary.status, MessageStatus::Accepted);
+    assert_eq!(detail.raw, b"MSH|^~\\&|A|B|C|D|||ORU^R01|A1|P|2.5.1\r");
+    assert_eq!(detail.patient_key.as_deref(), Some("MRN1^HOSP"));
+    let deliveries = store.deliveries_of(&ids).await.unwrap();
+    assert_eq!(deliveries.len(), 3);
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Queued)
+    );
+    assert_eq!(deliveries[0].destination, "d1");
+    assert_eq!(deliveries[1].destination, "d2");
+    assert!(store.message(ids[1] + 1000).await.unwrap().is_none());
+}
+
+async fn claims_fifo_with_leases(store: Arc<dyn Store>) {
+    let batch: Vec<NewMessage> = (0..5)
+        .map(|i| message("c1", &format!("F{i}"), &["d1"]))
+        .collect();
+    store.write_batch(&batch, &[]).await.unwrap();
+    let claim = store.claim("c1", "d1", "node-a", LEASE, 3).await.unwrap();
+    let got: Vec<&str> = claim
+        .deliveries
+        .iter()
+        .map(|d| d.control_id.as_deref().unwrap())
+        .collect();
+    assert_eq!(got, vec!["F0", "F1", "F2"]);
+    assert_eq!(claim.deliveries[0].attempts, 0);
+    assert!(claim.deliveries[0].payload.starts_with(b"MSH|"));
+    // The head is leased by node-a: another node may not pass it.
+    let other = store.claim("c1", "d1", "node-b", LEASE, 10).await.unwrap();
+    assert!(other.deliveries.is_empty());
+    // Other destinations are independent.
+    assert!(
+        store
+            .claim("c1", "d2", "node-b", LEASE, 10)
+            .await
+            .unwrap()
+            .deliveries
+            .is_empty()
+    );
+    // Releasing gives them back, in order.
+    let ids: Vec<i64> = claim.deliveries.iter().map(|d| d.id).collect();
+    store.release(&ids).await.unwrap();
+    let again = store.claim("c1", "d1", "node-b", LEASE, 10).await.unwrap();
+    assert_eq!(again.deliveries.len(), 5);
+    assert_eq!(again.deliveries[0].id, ids[0]);
+    store.release_leases("node-b").await.unwrap();
+    assert_eq!(
+        store
+            .claim("c1", "d1", "node-a", LEASE, 10)
+            .await
+            .unwrap()
+            .deliveries
+            .len(),
+        5
+    );
+}
+
+async fn outcomes_move_deliveries(store: Arc<dyn Store>) {
+    let ids = store
+        .write_batch(
+            &[message("c1", "S1", &["d1"]), message("c1", "S2", &["d1"])],
+            &[],
+        )
+        .await
+        .unwrap();
+    let claim = store.claim("c1", "d1", "n", LEASE, 10).await.unwrap();
+    let (first, second) = (claim.deliveries[0].id, claim.deliveries[1].id);
+    let later = medway_engine::clock::now_micros() + 3_600_000_000;
+    store
+        .write_batch(
+            &[],
+            &[
+                outcome(
+                    first,
+                    1,
+                    AttemptResult::Sent {
+                        summary: "ok".into(),
+                    },
+                ),
+                outcome(
+                    second,
+                    1,
+                    AttemptResult::Retry {
+                        reason: "peer down".into(),
+                        next_attempt_at: later,
+                    },
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+    let views = store.deliveries_of(&ids).await.unwrap();
+    assert_eq!(views[0].status, DeliveryStatus::Sent);
+    assert_eq!(views[1].status, DeliveryStatus::Retrying);
+    assert_eq!(views[1].attempts, 1);
+    assert_eq!(views[1].last_error.as_deref(), Some("peer down"));
+    // The retrying head is not due: nothing is claimed and the due time is reported.
+    let claim = store.claim("c1", "d1", "n", LEASE, 10).await.unwrap();
+    assert!(claim.deliveries.is_empty());
+    assert_eq!(claim.next_due, Some(later));
+    // Errored deliveries leave the queue for good.
+    store
+        .write_batch(
+            &[],
+            &[outcome(
+                second,
+                2,
+                AttemptResult::Errored {
+                    reason: "bad".into(),
+                },
+            )],
+        )
+        .await
+        .unwrap();
+    let views = store.deliveries_of(&ids).await.unwrap();
+    assert_eq!(views[1].status, DeliveryStatus::Errored);
+    assert_eq!(views[1].attempts, 2);
+    let claim = store.claim("c1", "d1", "n", LEASE, 10).await.unwrap();
+    assert!(claim.deliveries.is_empty() && claim.next_due.is_none());
+    let counts = store.queue_counts().await.unwrap();
+    let count = |s: DeliveryStatus| {
+        counts
+            .iter()
+            .filter(|c| c.status == s)
+            .map(|c| c.count)
+            .sum::<i64>()
+    };
+    assert_eq!(
+        (count(DeliveryStatus::Sent), count(DeliveryStatus::Errored)),
+        (1, 1)
+    );
+}
+
+async fn failed_batch_stores_nothing(store: Arc<dyn Store>) {
+    // An outcome for a delivery that does not exist violates a foreign key: the whole
+    // transaction, including the message beside it, must roll back.
+    let result = store
+        .write_batch(
+            &[message("c1", "ROLLBACK", &["d1"])],
+            &[outcome(
+                987_654_321,
+                1,
+                AttemptResult::Sent {
+                    summary: String::new(),
+                },
+            )],
+        )
+        .await;
+    assert!(result.is_err(), "the batch must fail");
+    let found = store
+        .list_messages(&MessageFilter {
+            control_id: Some("ROLLBACK".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(found.is_empty(), "nothing half-stored: {found:?}");
+    assert!(
+        store
+            .claim("c1", "d1", "n", LEASE, 10)
+            .await
+            .unwrap()
+            .deliveries
+            .is_empty()
+    );
+}
+
+async fn lists_with_filters(store: Arc<dyn Store>) {
+    let mut error = message("c2", "E1", &[]);
+    error.status = MessageStatus::Error;
+    error.error = Some("PID-3 missing".into());
+    store
+        .write_batch(
+            &[
+                message("c1", "L1", &["d1"]),
+                error,
+                message("c2", "L3", &[]),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+    let all = store
+        .list_messages(&MessageFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].control_id.as_deref(), Some("L3"), "newest first");
+    let c2 = store
+        .list_messages(&MessageFilter {
+            channel: Some("c2".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(c2.len(), 2);
+    let errors = store
+        .list_messages(&MessageFilter {
+            status: Some(MessageStatus::Error),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].error.as_deref(), Some("PID-3 missing"));
+    let future = medway_engine::clock::now_micros() + 60_000_000;
+    let none = store
+        .list_messages(&MessageFilter {
+            since: Some(future),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let limited = store
+        .list_messages(&MessageFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 1);
+}
+
+async fn writer_group_commits_concurrent_requests(store: Arc<dyn Store>) {
+    let (writer, task) = StoreWriter::spawn(store.clone(), 64, 256);
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let mut joins = Vec::new();
+    for i in 0..200 {
+        let writer = writer.clone();
+        let wake = wake.clone();
+        joins.push(tokio::spawn(async move {
+            writer
+                .commit(message("w", &format!("W{i}"), &["d1"]), vec![wake])
+                .await
+        }));
+    }
+    let mut ids = Vec::new();
+    for j in joins {
+        ids.push(j.await.unwrap().expect("committed"));
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 200, "every request got its own id");
+    // Committing woke the worker.
+    tokio::time::timeout(Duration::from_secs(1), wake.notified())
+        .await
+        .expect("woken");
+    drop(writer);
+    task.await.unwrap();
+    let listed = store
+        .list_messages(&MessageFilter {
+            channel: Some("w".into()),
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 200);
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let backend = super::Backend::sqlite().await;
+                    super::$name(backend.store.clone()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let backend = super::Backend::postgres().await;
+                    super::$name(backend.store.clone()).await;
+                    backend.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    writes_and_reads_back,
+    claims_fifo_with_leases,
+    outcomes_move_deliveries,
+    failed_batch_stores_nothing,
+    lists_with_filters,
+    writer_group_commits_concurrent_requests,
+);

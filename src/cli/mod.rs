@@ -1,0 +1,61 @@
+//! The command line: one module per subcommand.
+
+mod inspect;
+mod load;
+mod messages;
+mod run;
+mod send;
+mod systemd;
+pub mod telemetry;
+
+use clap::{Parser, Subcommand};
+use medway_engine::config::EngineConfig;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Medway: an HL7 v2 integration engine. Receives over MLLP, stores durably before it
+/// acknowledges, and delivers to destinations with retries.
+#[derive(Debug, Parser)]
+#[command(name = "medway", version, about, long_about = None)]
+pub struct Cli {
+    /// Engine settings file (default: built-in settings; `MEDWAY_STORE_URL` overrides the store).
+    #[arg(long, short, global = true, env = "MEDWAY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = telemetry::LogFormat::Text)]
+    pub log_format: telemetry::LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the engine: serve every channel in the channel folder until SIGTERM/SIGINT.
+    Run(run::RunArgs),
+    /// Send HL7 files to an MLLP listener and print each ACK, or generate load (--count).
+    Send(send::SendArgs),
+    /// Work with HL7 v2 files.
+    #[command(subcommand)]
+    Hl7(Hl7Command),
+    /// List and show stored messages.
+    #[command(subcommand)]
+    Messages(messages::MessagesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Hl7Command {
+    /// Parse files (batches and multi-message files too) and show their structure.
+    Inspect(inspect::InspectArgs),
+}
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let load_config = || -> anyhow::Result<EngineConfig> {
+        EngineConfig::load(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    match cli.command {
+        Command::Run(args) => run::run(load_config()?, args).await,
+        Command::Send(args) => send::send(args).await,
+        Command::Hl7(Hl7Command::Inspect(args)) => inspect::inspect(args),
+        Command::Messages(command) => messages::messages(load_config()?, command).await,
+    }
+}
