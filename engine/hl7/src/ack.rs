@@ -196,7 +196,10 @@ struct Header<'a> {
 
 fn write_ack(h: &Header<'_>, code: AckCode, err: Option<&AckError>, id: &str, ts: &str) -> Bytes {
     let d = &h.d;
-    let mut w = Writer { out: BytesMut::with_capacity(256), d };
+    let mut w = Writer {
+        out: BytesMut::with_capacity(256),
+        d,
+    };
     let version = version_of(h.f[6]);
     w.raw(b"MSH");
     w.sep();
@@ -311,15 +314,31 @@ fn code_for(mode: AckMode, outcome: &Outcome) -> (AckCode, Option<&AckError>) {
 }
 
 /// Builds the ACK for a parsed inbound message.
-pub fn build_ack(inbound: &Message, outcome: &Outcome, ack_control_id: &str, timestamp: &str) -> Bytes {
+pub fn build_ack(
+    inbound: &Message,
+    outcome: &Outcome,
+    ack_control_id: &str,
+    timestamp: &str,
+) -> Bytes {
     let raw = |p: &str| -> &[u8] {
-        p.parse::<Path>().ok().and_then(|p| inbound.get_raw(&p)).unwrap_or(&[])
+        p.parse::<Path>()
+            .ok()
+            .and_then(|p| inbound.get_raw(&p))
+            .unwrap_or(&[])
     };
     let d = *inbound.delimiters();
     let h = Header {
         d,
         enc: raw("MSH-2").to_vec(),
-        f: [raw("MSH-3"), raw("MSH-4"), raw("MSH-5"), raw("MSH-6"), raw("MSH-10"), raw("MSH-11"), raw("MSH-12")],
+        f: [
+            raw("MSH-3"),
+            raw("MSH-4"),
+            raw("MSH-5"),
+            raw("MSH-6"),
+            raw("MSH-10"),
+            raw("MSH-11"),
+            raw("MSH-12"),
+        ],
         trigger: raw("MSH-9.2"),
     };
     let (code, err) = code_for(ack_mode(inbound), outcome);
@@ -329,7 +348,12 @@ pub fn build_ack(inbound: &Message, outcome: &Outcome, ack_control_id: &str, tim
 /// Best-effort AR for input that did not parse: reads whatever MSH fields are readable
 /// (delimiters if legal, else the standard set; fields only if free of control bytes and
 /// foreign delimiters) and answers `AR` with the error.
-pub fn build_nak_for_unparseable(raw: &[u8], error: &AckError, ack_control_id: &str, timestamp: &str) -> Bytes {
+pub fn build_nak_for_unparseable(
+    raw: &[u8],
+    error: &AckError,
+    ack_control_id: &str,
+    timestamp: &str,
+) -> Bytes {
     let head_len = raw.len().min(4096);
     let head = &raw[..head_len];
     let msh_at = memchr::memmem::find(head, b"MSH");
@@ -349,15 +373,27 @@ pub fn build_nak_for_unparseable(raw: &[u8], error: &AckError, ack_control_id: &
     let clean = |n: usize| -> &[u8] {
         let v = fields.get(n.wrapping_sub(1)).copied().unwrap_or(&[]);
         let ok = v.len() <= 200
-            && v.iter().all(|&b| (0x20..0x7F).contains(&b) && b != d.field && b != d.repetition);
+            && v.iter()
+                .all(|&b| (0x20..0x7F).contains(&b) && b != d.field && b != d.repetition);
         if ok { v } else { &[] }
     };
     let trigger_src = clean(9);
-    let trigger = trigger_src.split(|&b| b == d.component).nth(1).unwrap_or(&[]);
+    let trigger = trigger_src
+        .split(|&b| b == d.component)
+        .nth(1)
+        .unwrap_or(&[]);
     let h = Header {
         d,
         enc,
-        f: [clean(3), clean(4), clean(5), clean(6), clean(10), clean(11), clean(12)],
+        f: [
+            clean(3),
+            clean(4),
+            clean(5),
+            clean(6),
+            clean(10),
+            clean(11),
+            clean(12),
+        ],
         trigger,
     };
     write_ack(&h, AckCode::AR, Some(error), ack_control_id, timestamp)

@@ -53,7 +53,9 @@ pub fn split(raw: &Bytes) -> Result<Batch, ParseError> {
     let head = &buf[start..];
     if !(head.starts_with(b"MSH") || head.starts_with(b"FHS") || head.starts_with(b"BHS")) {
         // Reuse the single-message diagnosis (junk before MSH / no MSH).
-        return Err(parser::locate_msh(buf).err().unwrap_or_else(|| bad(start, "bad start")));
+        return Err(parser::locate_msh(buf)
+            .err()
+            .unwrap_or_else(|| bad(start, "bad start")));
     }
     // The first header's field separator drives LF-mode segment detection.
     let field = buf.get(start + 3).copied().unwrap_or(b'|');
@@ -96,7 +98,11 @@ pub fn split(raw: &Bytes) -> Result<Batch, ParseError> {
         match kind {
             b"FHS" => {
                 if i != 0 {
-                    let msg = if out.has_file_header { "second FHS" } else { "FHS not first" };
+                    let msg = if out.has_file_header {
+                        "second FHS"
+                    } else {
+                        "FHS not first"
+                    };
                     return Err(bad(s, msg));
                 }
                 let (d, enc_end) = Delimiters::read(buf, s)?;
@@ -134,7 +140,10 @@ pub fn split(raw: &Bytes) -> Result<Batch, ParseError> {
                     if &found != declared {
                         return Err(ParseError::new(
                             s,
-                            ParseErrorKind::DelimiterMismatch { found, declared: declared.clone() },
+                            ParseErrorKind::DelimiterMismatch {
+                                found,
+                                declared: declared.clone(),
+                            },
                         ));
                     }
                 }
@@ -166,7 +175,10 @@ mod tests {
         let b = sp(&format!("{M}\r{M}")).unwrap();
         assert_eq!(b.messages.len(), 2);
         assert_eq!(&b.messages[0][..], format!("{M}\r").as_bytes());
-        let b = sp(&format!("FHS|^~\\&\rBHS|^~\\&\r{M}{M}BTS|2\rBHS|^~\\&\r{M}BTS|1\rFTS|2\n")).unwrap();
+        let b = sp(&format!(
+            "FHS|^~\\&\rBHS|^~\\&\r{M}{M}BTS|2\rBHS|^~\\&\r{M}BTS|1\rFTS|2\n"
+        ))
+        .unwrap();
         assert_eq!(b.messages.len(), 3);
         assert!(b.has_file_header && b.has_batch_header);
         assert_eq!(b.envelope.len(), 6);
@@ -176,15 +188,30 @@ mod tests {
 
     #[test]
     fn bad_structures() {
-        assert!(matches!(sp(&format!("FHS|^~\\&\r{M}FHS|^~\\&\r")), Err(ParseErrorKind::BadBatch(_))));
-        assert!(matches!(sp(&format!("BHS|^~\\&\r{M}BHS|^~\\&\r")), Err(ParseErrorKind::BadBatch(_))));
-        assert!(matches!(sp("BHS|^~\\&\rPID|1\rBTS|1\r"), Err(ParseErrorKind::BadBatch(_))));
-        assert!(matches!(sp(&format!("{M}FTS|1\r{M}")), Err(ParseErrorKind::BadBatch(_))));
+        assert!(matches!(
+            sp(&format!("FHS|^~\\&\r{M}FHS|^~\\&\r")),
+            Err(ParseErrorKind::BadBatch(_))
+        ));
+        assert!(matches!(
+            sp(&format!("BHS|^~\\&\r{M}BHS|^~\\&\r")),
+            Err(ParseErrorKind::BadBatch(_))
+        ));
+        assert!(matches!(
+            sp("BHS|^~\\&\rPID|1\rBTS|1\r"),
+            Err(ParseErrorKind::BadBatch(_))
+        ));
+        assert!(matches!(
+            sp(&format!("{M}FTS|1\r{M}")),
+            Err(ParseErrorKind::BadBatch(_))
+        ));
         assert!(matches!(
             sp("BHS|^~\\&\rMSH|^~&|A||B||1||ADT^A01|1|P|2.5\r"),
             Err(ParseErrorKind::DelimiterMismatch { .. })
         ));
-        assert!(matches!(sp("junk\rMSH|"), Err(ParseErrorKind::JunkBeforeMsh { .. })));
+        assert!(matches!(
+            sp("junk\rMSH|"),
+            Err(ParseErrorKind::JunkBeforeMsh { .. })
+        ));
         assert!(matches!(sp(""), Err(ParseErrorKind::Empty)));
     }
 }

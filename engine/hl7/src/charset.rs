@@ -124,13 +124,12 @@ pub(crate) fn declared(msh18: &[u8]) -> Declared {
             _ => None,
         }
     } else {
-        let digits_from = upper
-            .windows(4)
-            .position(|w| w == b"8859")
-            .map(|p| p + 4);
+        let digits_from = upper.windows(4).position(|w| w == b"8859").map(|p| p + 4);
         digits_from.and_then(|p| {
             let tail = &upper[p..];
-            let tail = tail.strip_prefix(b"/").or_else(|| tail.strip_prefix(b"-"))?;
+            let tail = tail
+                .strip_prefix(b"/")
+                .or_else(|| tail.strip_prefix(b"-"))?;
             std::str::from_utf8(tail).ok()?.parse::<u8>().ok()
         })
     };
@@ -172,6 +171,9 @@ mod tests {
         let l1 = Charset::SingleByte(Encoding::for_label(b"iso-8859-1").unwrap());
         assert_eq!(l1.decode(Cow::Borrowed(b"D\xfcsseldorf")), "Düsseldorf");
         assert_eq!(Charset::Utf8.decode(Cow::Owned(vec![0x96])), "\u{2013}");
-        assert!(matches!(Charset::Utf8.decode(Cow::Borrowed(b"abc")), Cow::Borrowed(_)));
+        assert!(matches!(
+            Charset::Utf8.decode(Cow::Borrowed(b"abc")),
+            Cow::Borrowed(_)
+        ));
     }
 }

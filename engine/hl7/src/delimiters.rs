@@ -139,7 +139,10 @@ impl Delimiters {
             if !legal(b) {
                 return bad(
                     i,
-                    format!("{} is not a printable non-alphanumeric ASCII character", show(b)),
+                    format!(
+                        "{} is not a printable non-alphanumeric ASCII character",
+                        show(b)
+                    ),
                 );
             }
             if enc[..i].contains(&b) {
@@ -200,7 +203,9 @@ mod tests {
     use super::*;
 
     fn read(s: &str) -> Result<Delimiters, ParseErrorKind> {
-        Delimiters::read(s.as_bytes(), 0).map(|d| d.0).map_err(|e| e.kind)
+        Delimiters::read(s.as_bytes(), 0)
+            .map(|d| d.0)
+            .map_err(|e| e.kind)
     }
 
     #[test]
@@ -211,7 +216,10 @@ mod tests {
         let d = read("MSH^~|\\&^x").unwrap();
         assert_eq!((d.field, d.component, d.repetition), (b'^', b'~', b'|'));
         let d = read("MSH#!@%*#").unwrap();
-        assert_eq!((d.component, d.repetition, d.escape, d.subcomponent), (b'!', b'@', Some(b'%'), b'*'));
+        assert_eq!(
+            (d.component, d.repetition, d.escape, d.subcomponent),
+            (b'!', b'@', Some(b'%'), b'*')
+        );
     }
 
     #[test]
@@ -229,8 +237,18 @@ mod tests {
     #[test]
     fn rejects() {
         for s in [
-            "MSH", "MSHH0", "MSH|", "MSH||", "MSH|^|", "MSH|0000|", "MSH|^^A\\0|", "MSH|^~\\&#$|",
-            "MSH|^ \\E|", "MSH|^\u{ff}&|", "MSH|^~\\\\&|", "MSH| ~\\&|",
+            "MSH",
+            "MSHH0",
+            "MSH|",
+            "MSH||",
+            "MSH|^|",
+            "MSH|0000|",
+            "MSH|^^A\\0|",
+            "MSH|^~\\&#$|",
+            "MSH|^ \\E|",
+            "MSH|^\u{ff}&|",
+            "MSH|^~\\\\&|",
+            "MSH| ~\\&|",
         ] {
             assert!(read(s).is_err(), "{s:?}");
         }

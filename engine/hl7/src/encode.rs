@@ -57,13 +57,25 @@ pub(crate) fn set(msg: &mut Message, path: &Path, value: &str) -> Result<(), Pat
     }
     let d = msg.delims;
     level(d.repetition, d.field, path.repetition, "repetition")?;
-    level(d.component, d.field, path.component.unwrap_or(1), "component")?;
-    level(d.subcomponent, d.field, path.subcomponent.unwrap_or(1), "subcomponent")?;
+    level(
+        d.component,
+        d.field,
+        path.component.unwrap_or(1),
+        "component",
+    )?;
+    level(
+        d.subcomponent,
+        d.field,
+        path.subcomponent.unwrap_or(1),
+        "subcomponent",
+    )?;
     let encoded = msg
         .charset
         .encode(value)
         .ok_or_else(|| PathError::Unrepresentable(msg.charset.name().into()))?;
-    let escaped = escape(&encoded, &d).ok_or(PathError::NoEscapeCharacter)?.into_owned();
+    let escaped = escape(&encoded, &d)
+        .ok_or(PathError::NoEscapeCharacter)?
+        .into_owned();
 
     let seg = *msg
         .find_segment(&path.segment, path.occurrence)
@@ -77,12 +89,14 @@ pub(crate) fn set(msg: &mut Message, path: &Path, value: &str) -> Result<(), Pat
         Some(&(s, e)) => (&buf[s..e], s, e, 0),
         None => (&[][..], seg.end, seg.end, field_no + 1 - fields.len()),
     };
-    let new_field = replace_nth(old, d.repetition, path.repetition, |rep| match path.component {
-        None => Ok(escaped.clone()),
-        Some(c) => replace_nth(rep, d.component, c, |comp| match path.subcomponent {
+    let new_field = replace_nth(old, d.repetition, path.repetition, |rep| {
+        match path.component {
             None => Ok(escaped.clone()),
-            Some(sc) => replace_nth(comp, d.subcomponent, sc, |_| Ok(escaped.clone())),
-        }),
+            Some(c) => replace_nth(rep, d.component, c, |comp| match path.subcomponent {
+                None => Ok(escaped.clone()),
+                Some(sc) => replace_nth(comp, d.subcomponent, sc, |_| Ok(escaped.clone())),
+            }),
+        }
     })?;
 
     let mut out = BytesMut::with_capacity(buf.len() + new_field.len() + missing + 1);
@@ -112,7 +126,8 @@ mod tests {
         Message::parse(Bytes::copy_from_slice(s.as_bytes())).unwrap()
     }
 
-    const BASE: &str = "MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\r\nPID|1||123^^^H^MR||DOE^JOHN\r\n";
+    const BASE: &str =
+        "MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\r\nPID|1||123^^^H^MR||DOE^JOHN\r\n";
 
     #[test]
     fn set_existing_and_create() {
@@ -124,7 +139,10 @@ mod tests {
         assert_eq!(msg.get("PID-8").unwrap(), "F");
         msg.set("PID-3[2].4.2", "X&Y").unwrap();
         assert_eq!(msg.get("PID-3[2].4.2").unwrap(), "X&Y");
-        assert_eq!(msg.get_raw(&"PID-3[2]".parse().unwrap()).unwrap(), b"^^^&X\\T\\Y");
+        assert_eq!(
+            msg.get_raw(&"PID-3[2]".parse().unwrap()).unwrap(),
+            b"^^^&X\\T\\Y"
+        );
         assert!(msg.is_modified());
         let enc = msg.encode();
         assert!(enc.ends_with(b"\r\n"));
@@ -137,8 +155,14 @@ mod tests {
     fn set_errors() {
         let mut msg = m(BASE);
         assert_eq!(msg.set("MSH-2", "x"), Err(PathError::ReadOnly));
-        assert!(matches!(msg.set("OBX-5", "x"), Err(PathError::SegmentNotFound(_))));
-        assert!(matches!(msg.set("PID-", "x"), Err(PathError::Syntax { .. })));
+        assert!(matches!(
+            msg.set("OBX-5", "x"),
+            Err(PathError::SegmentNotFound(_))
+        ));
+        assert!(matches!(
+            msg.set("PID-", "x"),
+            Err(PathError::Syntax { .. })
+        ));
         msg.set("PID-5", "a|b\rc").unwrap();
         assert_eq!(msg.get("PID-5").unwrap(), "a|b\rc");
         assert_eq!(msg.segment_count(), 2);

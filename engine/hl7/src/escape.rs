@@ -178,7 +178,10 @@ mod tests {
         assert_eq!(un(r"\\"), r"\\");
         assert_eq!(un(r"\Zabc\"), r"\Zabc\");
         assert_eq!(un(r"a\b^c\"), r"a\b^c\");
-        assert!(matches!(unescape(b"plain", &Delimiters::default()), Cow::Borrowed(_)));
+        assert!(matches!(
+            unescape(b"plain", &Delimiters::default()),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

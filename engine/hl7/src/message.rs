@@ -99,7 +99,15 @@ impl Message {
             .map_or(&[][..], |(s, e)| &buf[s..e]);
         let charset = parser::check_charset(buf, msh_at, msh18)?;
         parser::check_msh(buf, &layout, &delims)?;
-        Ok(Message { original: raw.clone(), buf: raw, msh_at, delims, charset, layout, modified: false })
+        Ok(Message {
+            original: raw.clone(),
+            buf: raw,
+            msh_at,
+            delims,
+            charset,
+            layout,
+            modified: false,
+        })
     }
 
     /// The original input bytes, exactly as given to `parse` (even after `set`).
@@ -134,7 +142,9 @@ impl Message {
     /// The span of the element a path addresses, in the current buffer.
     pub(crate) fn locate(&self, path: &Path) -> Option<Span> {
         let seg = self.find_segment(&path.segment, path.occurrence)?;
-        let field = *self.seg_fields(seg).get(usize::try_from(path.field).ok()?)?;
+        let field = *self
+            .seg_fields(seg)
+            .get(usize::try_from(path.field).ok()?)?;
         let buf: &[u8] = &self.buf;
         let d = &self.delims;
         if seg.name == *b"MSH" && path.field <= 2 {
@@ -144,9 +154,13 @@ impl Message {
             return atomic.then_some(field);
         }
         let rep = nth_piece(field, buf, d.repetition, path.repetition)?;
-        let Some(c) = path.component else { return Some(rep) };
+        let Some(c) = path.component else {
+            return Some(rep);
+        };
         let comp = nth_piece(rep, buf, d.component, c)?;
-        let Some(s) = path.subcomponent else { return Some(comp) };
+        let Some(s) = path.subcomponent else {
+            return Some(comp);
+        };
         nth_piece(comp, buf, d.subcomponent, s)
     }
 
@@ -166,7 +180,10 @@ impl Message {
     pub fn get_path(&self, path: &Path) -> Option<Cow<'_, str>> {
         let span = self.locate(path)?;
         if path.segment == *b"MSH" && path.field <= 2 {
-            return Some(self.charset.decode(Cow::Borrowed(&self.buf[span.0..span.1])));
+            return Some(
+                self.charset
+                    .decode(Cow::Borrowed(&self.buf[span.0..span.1])),
+            );
         }
         Some(self.text(span))
     }
@@ -184,7 +201,10 @@ impl Message {
 
     /// Segment IDs in order.
     pub fn segment_names(&self) -> impl Iterator<Item = &str> {
-        self.layout.segs.iter().map(|s| std::str::from_utf8(&s.name).unwrap_or("???"))
+        self.layout
+            .segs
+            .iter()
+            .map(|s| std::str::from_utf8(&s.name).unwrap_or("???"))
     }
 
     /// The still-escaped bytes of the `index`-th (0-based) segment, without its terminator.
@@ -195,7 +215,11 @@ impl Message {
 
     /// How many segments have this ID.
     pub fn count_segments(&self, name: &str) -> usize {
-        self.layout.segs.iter().filter(|s| s.name == name.as_bytes()).count()
+        self.layout
+            .segs
+            .iter()
+            .filter(|s| s.name == name.as_bytes())
+            .count()
     }
 
     /// True once `set` has changed the message.

@@ -87,7 +87,12 @@ fn is_ws(b: u8) -> bool {
 impl MllpFramer {
     /// A framer accepting payloads up to `max_frame_bytes`.
     pub fn new(max_frame_bytes: usize) -> Self {
-        Self { max: max_frame_bytes, state: State::Idle, garbage_total: 0, garbage_run: 0 }
+        Self {
+            max: max_frame_bytes,
+            state: State::Idle,
+            garbage_total: 0,
+            garbage_run: 0,
+        }
     }
 
     /// Total non-whitespace bytes discarded outside frames (and partial frames abandoned by a

@@ -46,7 +46,10 @@ struct Cursor<'a> {
 
 impl Cursor<'_> {
     fn err(&self, reason: &'static str) -> PathError {
-        PathError::Syntax { path: self.text.chars().take(64).collect(), reason }
+        PathError::Syntax {
+            path: self.text.chars().take(64).collect(),
+            reason,
+        }
     }
     fn eat(&mut self, b: u8) -> bool {
         if self.s.get(self.i) == Some(&b) {
@@ -83,10 +86,16 @@ impl FromStr for Path {
     type Err = PathError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let mut c = Cursor { s: text.as_bytes(), i: 0, text };
+        let mut c = Cursor {
+            s: text.as_bytes(),
+            i: 0,
+            text,
+        };
         let name = c.s.get(..3).ok_or_else(|| c.err("too short"))?;
         let ok_name = name[0].is_ascii_uppercase()
-            && name[1..].iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            && name[1..]
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
         if !ok_name {
             return Err(c.err("segment ID must be 3 characters [A-Z][A-Z0-9][A-Z0-9]"));
         }
@@ -123,7 +132,14 @@ impl FromStr for Path {
         if c.i != c.s.len() {
             return Err(c.err("unexpected trailing characters"));
         }
-        Ok(Path { segment, occurrence, field, repetition, component, subcomponent })
+        Ok(Path {
+            segment,
+            occurrence,
+            field,
+            repetition,
+            component,
+            subcomponent,
+        })
     }
 }
 
@@ -154,16 +170,28 @@ mod tests {
     #[test]
     fn parses_forms() {
         let p: Path = "PID-3[2].1.2".parse().unwrap();
-        assert_eq!((p.field, p.repetition, p.component, p.subcomponent), (3, 2, Some(1), Some(2)));
+        assert_eq!(
+            (p.field, p.repetition, p.component, p.subcomponent),
+            (3, 2, Some(1), Some(2))
+        );
         let p: Path = "OBX(3)-5".parse().unwrap();
         assert_eq!((p.occurrence, p.field, p.component), (3, 5, None));
-        assert_eq!("PID.5.1".parse::<Path>().unwrap(), "PID-5.1".parse().unwrap());
+        assert_eq!(
+            "PID.5.1".parse::<Path>().unwrap(),
+            "PID-5.1".parse().unwrap()
+        );
         assert_eq!("ZB1-2".parse::<Path>().unwrap().segment_name(), "ZB1");
     }
 
     #[test]
     fn display_roundtrips() {
-        for s in ["PID-5", "PID-3[2].1.2", "OBX(3)-5", "MSH-9.2", "PID(2)-1[3].4"] {
+        for s in [
+            "PID-5",
+            "PID-3[2].1.2",
+            "OBX(3)-5",
+            "MSH-9.2",
+            "PID(2)-1[3].4",
+        ] {
             let p: Path = s.parse().unwrap();
             assert_eq!(p.to_string(), s);
             assert_eq!(p.to_string().parse::<Path>().unwrap(), p);
@@ -175,8 +203,22 @@ mod tests {
     #[test]
     fn rejects() {
         for s in [
-            "", "PI", "pid-5", "PID", "PID-", "PID-0", "PID-5.", "PID-5.1.2.3", "PID(0)-1",
-            "PID-5[", "PID-5x", "PID-99999", "PID-5[2", "1ID-5", "PÏD-5", "PID-+5",
+            "",
+            "PI",
+            "pid-5",
+            "PID",
+            "PID-",
+            "PID-0",
+            "PID-5.",
+            "PID-5.1.2.3",
+            "PID(0)-1",
+            "PID-5[",
+            "PID-5x",
+            "PID-99999",
+            "PID-5[2",
+            "1ID-5",
+            "PÏD-5",
+            "PID-+5",
         ] {
             assert!(s.parse::<Path>().is_err(), "{s:?}");
         }

@@ -43,13 +43,33 @@ fn w3_unsupported_version() {
     let err = AckError {
         code: 203,
         text: String::new(),
-        location: Some(ErrorLocation { segment: "MSH".into(), sequence: 1, field: 12 }),
+        location: Some(ErrorLocation {
+            segment: "MSH".into(),
+            sequence: 1,
+            field: 12,
+        }),
     };
-    let ack = text(build_ack(&original, &Outcome::Reject(err.clone()), "A3", "20240501103001"));
-    assert!(ack.contains("\rMSA|AR|VS000123|Unsupported version id\r"), "{ack}");
-    assert!(ack.ends_with("\rERR||MSH^1^12|203^Unsupported version id^HL70357|E\r"), "{ack}");
+    let ack = text(build_ack(
+        &original,
+        &Outcome::Reject(err.clone()),
+        "A3",
+        "20240501103001",
+    ));
+    assert!(
+        ack.contains("\rMSA|AR|VS000123|Unsupported version id\r"),
+        "{ack}"
+    );
+    assert!(
+        ack.ends_with("\rERR||MSH^1^12|203^Unsupported version id^HL70357|E\r"),
+        "{ack}"
+    );
     let enhanced = msg(&W1.replace("|2.5.1|", "|2.9.9|"));
-    let ack = text(build_ack(&enhanced, &Outcome::Reject(err), "A3", "20240501103001"));
+    let ack = text(build_ack(
+        &enhanced,
+        &Outcome::Reject(err),
+        "A3",
+        "20240501103001",
+    ));
     assert!(ack.contains("\rMSA|CR|VS000123|"), "{ack}");
 }
 
@@ -58,21 +78,43 @@ fn w4_required_field_missing_both_forms() {
     let err = AckError {
         code: 101,
         text: "PID-3 missing".into(),
-        location: Some(ErrorLocation { segment: "PID".into(), sequence: 1, field: 3 }),
+        location: Some(ErrorLocation {
+            segment: "PID".into(),
+            sequence: 1,
+            field: 3,
+        }),
     };
     let v25 = msg(&W1.replace("|||AL|NE", ""));
-    let ack = text(build_ack(&v25, &Outcome::Error(err.clone()), "A4", "20240501103001"));
+    let ack = text(build_ack(
+        &v25,
+        &Outcome::Error(err.clone()),
+        "A4",
+        "20240501103001",
+    ));
     assert!(ack.contains("\rMSA|AE|VS000123|PID-3 missing\r"), "{ack}");
     assert!(
         ack.ends_with("\rERR||PID^1^3|101^Required field missing^HL70357|E|||PID-3 missing\r"),
         "{ack}"
     );
     let v24 = msg(&W1.replace("|2.5.1|||AL|NE", "|2.4"));
-    let ack = text(build_ack(&v24, &Outcome::Error(err.clone()), "A4", "20240501103001"));
+    let ack = text(build_ack(
+        &v24,
+        &Outcome::Error(err.clone()),
+        "A4",
+        "20240501103001",
+    ));
     assert!(ack.contains("||ACK^R01^ACK|A4|P|2.4\r"), "{ack}");
-    assert!(ack.ends_with("\rERR|PID^1^3^101&Required field missing&HL70357\r"), "{ack}");
+    assert!(
+        ack.ends_with("\rERR|PID^1^3^101&Required field missing&HL70357\r"),
+        "{ack}"
+    );
     let v23 = msg(&W1.replace("|2.5.1|||AL|NE", "|2.3"));
-    let ack = text(build_ack(&v23, &Outcome::Error(err), "A4", "20240501103001"));
+    let ack = text(build_ack(
+        &v23,
+        &Outcome::Error(err),
+        "A4",
+        "20240501103001",
+    ));
     assert!(ack.contains("||ACK|A4|P|2.3\r"), "{ack}");
 }
 
@@ -90,19 +132,46 @@ fn accept_ack_type_semantics() {
 #[test]
 fn escapes_caller_text_and_reuses_delimiters() {
     let m = msg("MSH#!@%*#S#F#R#G#1##ORU!R01#ID1#P#2.5.1\rPID#1\r");
-    let err = AckError { code: 207, text: "db#down!".into(), location: None };
+    let err = AckError {
+        code: 207,
+        text: "db#down!".into(),
+        location: None,
+    };
     let ack = text(build_ack(&m, &Outcome::Reject(err), "X", "T"));
-    assert!(ack.starts_with("MSH#!@%*#R#G#S#F#T##ACK!R01!ACK#X#P#2.5.1\r"), "{ack}");
+    assert!(
+        ack.starts_with("MSH#!@%*#R#G#S#F#T##ACK!R01!ACK#X#P#2.5.1\r"),
+        "{ack}"
+    );
     assert!(ack.contains("MSA#AR#ID1#db%F%down%S%\r"), "{ack}");
 }
 
 #[test]
 fn nak_for_unparseable() {
-    let err = AckError { code: 100, text: "bad segment".into(), location: None };
-    let ack = text(build_nak_for_unparseable(b"MSH|^~\\&|S|F|R|G|1||ORU^R01|C9|P|2.3\rjunk\r", &err, "N1", "T"));
-    assert_eq!(ack, "MSH|^~\\&|R|G|S|F|T||ACK|N1|P|2.3\rMSA|AR|C9|bad segment\rERR|^^^100&Segment sequence error&HL70357\r");
-    let ack = text(build_nak_for_unparseable(b"\x00\xff garbage", &err, "N2", "T"));
-    assert!(ack.starts_with("MSH|^~\\&|||||T||ACK|N2||\rMSA|AR||bad segment\r"), "{ack}");
+    let err = AckError {
+        code: 100,
+        text: "bad segment".into(),
+        location: None,
+    };
+    let ack = text(build_nak_for_unparseable(
+        b"MSH|^~\\&|S|F|R|G|1||ORU^R01|C9|P|2.3\rjunk\r",
+        &err,
+        "N1",
+        "T",
+    ));
+    assert_eq!(
+        ack,
+        "MSH|^~\\&|R|G|S|F|T||ACK|N1|P|2.3\rMSA|AR|C9|bad segment\rERR|^^^100&Segment sequence error&HL70357\r"
+    );
+    let ack = text(build_nak_for_unparseable(
+        b"\x00\xff garbage",
+        &err,
+        "N2",
+        "T",
+    ));
+    assert!(
+        ack.starts_with("MSH|^~\\&|||||T||ACK|N2||\rMSA|AR||bad segment\r"),
+        "{ack}"
+    );
     let _ = build_nak_for_unparseable(b"", &err, "N3", "T");
     let _ = build_nak_for_unparseable(b"MSH", &err, "N3", "T");
 }

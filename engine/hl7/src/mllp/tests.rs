@@ -31,7 +31,13 @@ fn w5_two_frames_in_one_read() {
     let mut data = frame(b"MSH|one");
     data.extend(frame(b"MSH|two"));
     let got = feed(&mut f, &mut buf, &data);
-    assert_eq!(got, vec![Ok(Bytes::from_static(b"MSH|one")), Ok(Bytes::from_static(b"MSH|two"))]);
+    assert_eq!(
+        got,
+        vec![
+            Ok(Bytes::from_static(b"MSH|one")),
+            Ok(Bytes::from_static(b"MSH|two"))
+        ]
+    );
     assert!(buf.is_empty());
 }
 
@@ -40,7 +46,10 @@ fn w6_end_block_split_across_reads() {
     let mut f = MllpFramer::new(1024);
     let mut buf = BytesMut::new();
     assert!(feed(&mut f, &mut buf, b"\x0bMSH|a\x1c").is_empty());
-    assert_eq!(feed(&mut f, &mut buf, b"\x0d"), vec![Ok(Bytes::from_static(b"MSH|a"))]);
+    assert_eq!(
+        feed(&mut f, &mut buf, b"\x0d"),
+        vec![Ok(Bytes::from_static(b"MSH|a"))]
+    );
     assert_eq!(f.discarded_garbage_bytes(), 0);
 }
 
@@ -66,7 +75,10 @@ fn byte_by_byte_and_garbage_counted() {
     for b in data {
         got.extend(feed(&mut f, &mut buf, &[b]));
     }
-    assert_eq!(got, vec![Ok(Bytes::from_static(b"MSH|x\rPID|1\r")), Ok(Bytes::new())]);
+    assert_eq!(
+        got,
+        vec![Ok(Bytes::from_static(b"MSH|x\rPID|1\r")), Ok(Bytes::new())]
+    );
     assert_eq!(f.discarded_garbage_bytes(), 4);
 }
 
@@ -75,11 +87,17 @@ fn missing_cr_and_bad_end_block() {
     let mut f = MllpFramer::new(1024);
     let mut buf = BytesMut::new();
     let got = feed(&mut f, &mut buf, b"\x0bA\x1c\x0bB\x1c\x0d");
-    assert_eq!(got, vec![Ok(Bytes::from_static(b"A")), Ok(Bytes::from_static(b"B"))]);
+    assert_eq!(
+        got,
+        vec![Ok(Bytes::from_static(b"A")), Ok(Bytes::from_static(b"B"))]
+    );
     let got = feed(&mut f, &mut buf, b"\x0bA\x1cX\x0bB\x1c\x0d");
     assert_eq!(got, vec![Err(FrameError::BadEndBlock { byte: b'X' })]);
     // The framer recovers if the caller keeps reading.
-    assert_eq!(feed(&mut f, &mut buf, b""), vec![Ok(Bytes::from_static(b"B"))]);
+    assert_eq!(
+        feed(&mut f, &mut buf, b""),
+        vec![Ok(Bytes::from_static(b"B"))]
+    );
 }
 
 #[test]
@@ -110,9 +128,15 @@ fn too_large_and_not_mllp() {
 fn eof_handling() {
     let mut f = MllpFramer::new(64);
     let mut buf = BytesMut::from(&b"\x0bMSH|trunc"[..]);
-    assert_eq!(f.decode_eof(&mut buf), Err(FrameError::Truncated { received: 9 }));
+    assert_eq!(
+        f.decode_eof(&mut buf),
+        Err(FrameError::Truncated { received: 9 })
+    );
     let mut buf = BytesMut::from(&b"\x0bMSH|ok\x1c"[..]);
-    assert_eq!(f.decode_eof(&mut buf), Ok(Some(Bytes::from_static(b"MSH|ok"))));
+    assert_eq!(
+        f.decode_eof(&mut buf),
+        Ok(Some(Bytes::from_static(b"MSH|ok")))
+    );
     let mut buf = BytesMut::from(&b"\r\n"[..]);
     assert_eq!(f.decode_eof(&mut buf), Ok(None));
 }
