@@ -89,7 +89,8 @@ pub fn unescape<'a>(raw: &'a [u8], d: &Delimiters) -> Cow<'a, [u8]> {
 /// Appends the bytes spelled by an `\X…\` body; false (and nothing appended) if it is not an
 /// even, non-empty run of hex digits.
 fn decode_hex(hex: &[u8], out: &mut Vec<u8>) -> bool {
-    if hex.is_empty() || hex.len() % 2 != 0 || !hex.iter().all(|b| hex_val(*b).is_some()) {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || !hex.iter().all(|b| hex_val(*b).is_some())
+    {
         return false;
     }
     for pair in hex.chunks_exact(2) {

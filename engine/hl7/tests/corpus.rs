@@ -36,8 +36,11 @@ fn index() -> HashMap<String, HashMap<String, String>> {
     let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
     lines
         .map(|l| {
-            let row: HashMap<String, String> =
-                header.iter().zip(l.split('\t')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let row: HashMap<String, String> = header
+                .iter()
+                .zip(l.split('\t'))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             (row["file"].trim_start_matches("hl7/").to_string(), row)
         })
         .collect()
@@ -50,7 +53,16 @@ fn exercise(m: &Message) {
     assert_eq!(nested[0][0], vec![vec![vec!["MSH".to_string()]]]);
     let sep = (m.delimiters().field as char).to_string();
     assert_eq!(nested[0][1], vec![vec![vec![sep]]]);
-    for p in ["MSH-9.1", "MSH-9.2", "MSH-10", "MSH-12", "PID-3.1", "PID-5", "OBX(2)-5", "OBX-3.1.1"] {
+    for p in [
+        "MSH-9.1",
+        "MSH-9.2",
+        "MSH-10",
+        "MSH-12",
+        "PID-3.1",
+        "PID-5",
+        "OBX(2)-5",
+        "OBX-3.1.1",
+    ] {
         let _ = m.get(p);
     }
     assert!(m.message_type().is_some());
@@ -67,7 +79,12 @@ fn check_accepted(dir: &str) -> usize {
         let split = batch::split(&raw).unwrap();
         assert_eq!(split.messages.len(), msgs.len());
         // Envelope + message slices, in file order, rebuild the file exactly.
-        let mut pieces: Vec<(usize, Bytes)> = split.offsets.iter().copied().zip(split.messages.iter().cloned()).collect();
+        let mut pieces: Vec<(usize, Bytes)> = split
+            .offsets
+            .iter()
+            .copied()
+            .zip(split.messages.iter().cloned())
+            .collect();
         for e in &split.envelope {
             pieces.push((e.as_ptr() as usize - raw.as_ptr() as usize, e.clone()));
         }
@@ -81,14 +98,21 @@ fn check_accepted(dir: &str) -> usize {
         for (_, p) in &pieces {
             rebuilt.extend_from_slice(p);
         }
-        assert_eq!(rebuilt, raw.to_vec(), "{key}: pieces do not rebuild the file");
+        assert_eq!(
+            rebuilt,
+            raw.to_vec(),
+            "{key}: pieces do not rebuild the file"
+        );
         if let Some(row) = idx.get(&key) {
             let n: usize = row["n_msh"].parse().unwrap();
             assert_eq!(msgs.len(), n, "{key}: message count vs INDEX.tsv");
             if let Some(first) = msgs.first() {
                 let t = first.get_raw(&"MSH-9".parse().unwrap()).unwrap();
                 let types: Vec<&str> = row["msh9_types"].split(',').collect();
-                assert!(types.contains(&std::str::from_utf8(t).unwrap()), "{key}: MSH-9 {t:?} vs {types:?}");
+                assert!(
+                    types.contains(&std::str::from_utf8(t).unwrap()),
+                    "{key}: MSH-9 {t:?} vs {types:?}"
+                );
             }
         }
         if msgs.len() == 1 && split.envelope.is_empty() {
@@ -116,35 +140,122 @@ const REJECTED: &[(&str, &str)] = &[
     ("cdc_oru-r01_phlip-flu-empty-msh12.hl7", "MissingField"),
     ("cdc_oru-r01_v25_junk-lines-before-msh.hl7", "JunkBeforeMsh"),
     ("cdc_oru_v251_phlip-flu-empty-msh9.hl7", "MissingField"),
-    ("hl7apy_missing-encoding-chars-zero_l184.hl7", "BadEncodingCharacters"),
-    ("hl7apy_missing-encoding-chars_l192.hl7", "BadEncodingCharacters"),
-    ("hl7apy_too-many-encoding-chars_l203.hl7", "BadEncodingCharacters"),
-    ("lfh_adt-a01_v26_java-escaped-crlf.hl7", "BadEncodingCharacters"),
-    ("mirth_adt-a04_v231_literal-som-eom-markers.hl7", "JunkBeforeMsh"),
-    ("nhapi-fuzz_legacypipeparser_encodingnotsupportedexception_aoor1.hl7", "Empty"),
-    ("nhapi-fuzz_legacypipeparser_encodingnotsupportedexception_nullref1.hl7", "BadFieldSeparator"),
-    ("nhapi-fuzz_legacypipeparser_hl7exception_stackoverflow1.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_legacypipeparser_hl7exception_stackoverflow2.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_legacypipeparser_noexception_regex1.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_pipeparser_encodingnotsupportedexception_000014.hl7", "JunkBeforeMsh"),
-    ("nhapi-fuzz_pipeparser_hl7exception_000001.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_pipeparser_hl7exception_000064.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_pipeparser_hl7exception_000092.hl7", "BadSegmentName"),
-    ("nhapi-fuzz_pipeparser_hl7exception_000099.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_pipeparser_hl7exception_000118.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_pipeparser_hl7exception_000123.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_pipeparser_hl7exception_000125.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_pipeparser_hl7exception_000149.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_pipeparser_hl7exception_000151.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_pipeparser_hl7exception_000160.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_pipeparser_hl7exception_000172.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_pipeparser_hl7exception_000205.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_pipeparser_hl7exception_so.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_pipeparser_hl7exception_so2.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_pipeparser_hl7exception_so3.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_pipeparser_hl7exception_so4.hl7", "BadEncodingCharacters"),
-    ("nhapi-fuzz_pipeparser_hl7exception_so5.hl7", "BadEncodingCharacters"),
-    ("nhc_remote-operations_mdm-example.hl7", "ControlCharacterInHeader"),
+    (
+        "hl7apy_missing-encoding-chars-zero_l184.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "hl7apy_missing-encoding-chars_l192.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "hl7apy_too-many-encoding-chars_l203.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "lfh_adt-a01_v26_java-escaped-crlf.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "mirth_adt-a04_v231_literal-som-eom-markers.hl7",
+        "JunkBeforeMsh",
+    ),
+    (
+        "nhapi-fuzz_legacypipeparser_encodingnotsupportedexception_aoor1.hl7",
+        "Empty",
+    ),
+    (
+        "nhapi-fuzz_legacypipeparser_encodingnotsupportedexception_nullref1.hl7",
+        "BadFieldSeparator",
+    ),
+    (
+        "nhapi-fuzz_legacypipeparser_hl7exception_stackoverflow1.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_legacypipeparser_hl7exception_stackoverflow2.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_legacypipeparser_noexception_regex1.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_encodingnotsupportedexception_000014.hl7",
+        "JunkBeforeMsh",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_hl7exception_000001.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_hl7exception_000064.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_hl7exception_000092.hl7",
+        "BadSegmentName",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_hl7exception_000099.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_hl7exception_000118.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_hl7exception_000123.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_hl7exception_000125.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_hl7exception_000149.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_hl7exception_000151.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_hl7exception_000160.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_hl7exception_000172.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_hl7exception_000205.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_hl7exception_so.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_hl7exception_so2.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_hl7exception_so3.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_hl7exception_so4.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhapi-fuzz_pipeparser_hl7exception_so5.hl7",
+        "BadEncodingCharacters",
+    ),
+    (
+        "nhc_remote-operations_mdm-example.hl7",
+        "ControlCharacterInHeader",
+    ),
     ("pyhl7_bhs-bts_v25_batch-missing-msh.hl7", "BadBatch"),
     ("pyhl7_bhs-bts_v25_batch-two-bhs.hl7", "BadBatch"),
     ("pyhl7_fhs-bhs_v25_file-missing-msh.hl7", "BadBatch"),
@@ -155,7 +266,10 @@ const REJECTED: &[(&str, &str)] = &[
     ("rethink_invalid-missing-msh.hl7", "NoMsh"),
     ("rethink_invalid-wrong-version.hl7", "BadVersion"),
     ("ruby_empty-file-0-bytes.hl7", "Empty"),
-    ("ruby_fhs-bhs-oru-r01_v251_realm-bad-batch.hl7", "DelimiterMismatch"),
+    (
+        "ruby_fhs-bhs-oru-r01_v251_realm-bad-batch.hl7",
+        "DelimiterMismatch",
+    ),
     ("ruby_oru-r03_stray-empty-segments.hl7", "BadSegmentName"),
 ];
 
@@ -166,7 +280,10 @@ const ACCEPTED_BY_DESIGN: &[(&str, &str)] = &[
         "cdc_oru-r01_v251_phlip-flu-empty-msh10.hl7",
         "empty MSH-10: multi/hapi_oml-o21… and multi/nhapi_oml-o21… hold accepted messages with an empty MSH-10",
     ),
-    ("nhc_misc_bad-phone-example.hl7", "data-type content (XTN phone, 36-char control id), not syntax"),
+    (
+        "nhc_misc_bad-phone-example.hl7",
+        "data-type content (XTN phone, 36-char control id), not syntax",
+    ),
     (
         "rethink_invalid-trailing-empty-fields.hl7",
         "trailing empty fields are a lint; dozens of accepted files end segments with '|'",
@@ -180,7 +297,10 @@ fn malformed_rejected_by_documented_rule() {
         let n = name(&f);
         let raw = read(&f);
         if let Some((_, why)) = ACCEPTED_BY_DESIGN.iter().find(|(k, _)| *k == n) {
-            assert!(parse_all(raw).is_ok(), "{n} ({why}) now fails: update the list");
+            assert!(
+                parse_all(raw).is_ok(),
+                "{n} ({why}) now fails: update the list"
+            );
             seen += 1;
             continue;
         }
@@ -191,10 +311,17 @@ fn malformed_rejected_by_documented_rule() {
         let err = parse_all(raw.clone()).expect_err(&n);
         let kind = format!("{:?}", err.kind);
         assert!(kind.starts_with(rule), "{n}: expected {rule}, got {err}");
-        assert!(err.offset <= raw.len(), "{n}: offset {} beyond input", err.offset);
+        assert!(
+            err.offset <= raw.len(),
+            "{n}: offset {} beyond input",
+            err.offset
+        );
         assert!(!err.to_string().is_empty());
         // The single-message entry point rejects it too (or reports a batch envelope).
-        assert!(Message::parse(raw).is_err(), "{n}: Message::parse accepted it");
+        assert!(
+            Message::parse(raw).is_err(),
+            "{n}: Message::parse accepted it"
+        );
         seen += 1;
     }
     assert_eq!(seen, REJECTED.len() + ACCEPTED_BY_DESIGN.len());
@@ -204,7 +331,15 @@ fn malformed_rejected_by_documented_rule() {
 fn malformed_offsets_point_at_the_problem() {
     let at = |n: &str| parse_all(read(&root().join("malformed").join(n))).unwrap_err();
     let e = at("pyhl7_msh-only_cp1252-byte-0x96.hl7");
-    assert_eq!((e.offset, e.kind), (21, ParseErrorKind::InvalidCharset { charset: "UTF-8".into() }));
+    assert_eq!(
+        (e.offset, e.kind),
+        (
+            21,
+            ParseErrorKind::InvalidCharset {
+                charset: "UTF-8".into()
+            }
+        )
+    );
     let e = at("nhapi-fuzz_legacypipeparser_encodingnotsupportedexception_nullref1.hl7");
     assert_eq!(e.offset, 3);
     let raw = read(&root().join("malformed/ruby_fhs-bhs-oru-r01_v251_realm-bad-batch.hl7"));
@@ -222,8 +357,13 @@ fn fields_escaped_document_unescapes_to_the_reference() {
     let expected = std::fs::read(dir.join("hapi_uuencoded-document-unescaped.txt")).unwrap();
     let plain = medway_hl7::unescape(&escaped, &medway_hl7::Delimiters::default()).into_owned();
     // The upstream reference file stores the document's CRLF line ends as LF.
-    let normalised = String::from_utf8(plain.clone()).unwrap().replace("\r\n", "\n");
-    assert_eq!(normalised.trim_end(), String::from_utf8(expected).unwrap().trim_end());
+    let normalised = String::from_utf8(plain.clone())
+        .unwrap()
+        .replace("\r\n", "\n");
+    assert_eq!(
+        normalised.trim_end(),
+        String::from_utf8(expected).unwrap().trim_end()
+    );
 
     // The same value inside a message: get() decodes it, encode() is byte-exact, and a
     // set() of the decoded value escapes it back to an equivalent field.
