@@ -62,7 +62,10 @@ impl RunningEngine {
     ) -> Result<Self, EngineError> {
         let store = store::open(&config.store.url, config.store.pool_size).await?;
         let settings = WorkerSettings::default();
-        store.release_leases(&settings.owner).await?;
+        if let Err(error) = store.release_leases(&settings.owner).await {
+            // Not fatal: leases also expire on their own. A read-only store fails here first.
+            tracing::warn!(%error, "cannot release old delivery leases");
+        }
         let (writer, writer_task) = StoreWriter::spawn(
             store.clone(),
             config.store.max_batch,

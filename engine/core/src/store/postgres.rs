@@ -27,10 +27,12 @@ const MIGRATION_LOCK: i64 = 0x6d65_6477_6179;
 
 impl PostgresStore {
     pub async fn open(url: &str, pool_size: u32) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)
+        let mut options = PgConnectOptions::from_str(url)
             .map_err(|_| StoreError::BadUrl(url.to_string()))?
-            .options([("synchronous_commit", "on")])
-            .application_name("medway");
+            .options([("synchronous_commit", "on")]);
+        if !url.contains("application_name=") {
+            options = options.application_name("medway");
+        }
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(2))
             .acquire_timeout(Duration::from_secs(5))

@@ -56,6 +56,17 @@ impl SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
+        // Read first: an up-to-date database needs no write (and may be opened read-only).
+        let applied: Vec<String> = sqlx::query_scalar("SELECT name FROM medway_schema_migrations")
+            .fetch_all(&self.work)
+            .await
+            .unwrap_or_default();
+        if migrations::SQLITE
+            .iter()
+            .all(|(name, _)| applied.iter().any(|a| a == name))
+        {
+            return Ok(());
+        }
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS medway_schema_migrations \
