@@ -43,7 +43,11 @@ fn no_acked_message_is_lost_across_sigkills() {
                         let Some(ack) = conn.read_frame() else { return };
                         let segs = segments(&ack);
                         if segs.get(1).is_some_and(|s| s.starts_with("MSA|AA|")) {
-                            assert_eq!(segs[1], format!("MSA|AA|{id}"), "ACK for the right message");
+                            assert_eq!(
+                                segs[1],
+                                format!("MSA|AA|{id}"),
+                                "ACK for the right message"
+                            );
                             acked.lock().unwrap().insert(id, message);
                         }
                     }
@@ -58,7 +62,11 @@ fn no_acked_message_is_lost_across_sigkills() {
         engine = Engine::restart_in(dir.path(), port, &store);
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > kills * 10, "the test must actually send: {} acked", acked.len());
+    assert!(
+        acked.len() > kills * 10,
+        "the test must actually send: {} acked",
+        acked.len()
+    );
 
     // Every acked control id is stored once, accepted, and delivered.
     eventually(60, "every acked message delivered", || {
@@ -74,7 +82,9 @@ fn no_acked_message_is_lost_across_sigkills() {
     let mut seen: HashMap<String, usize> = HashMap::new();
     for m in &stored {
         assert_eq!(m["status"], "accepted");
-        *seen.entry(m["control_id"].as_str().unwrap().to_string()).or_default() += 1;
+        *seen
+            .entry(m["control_id"].as_str().unwrap().to_string())
+            .or_default() += 1;
     }
     for id in acked.keys() {
         assert_eq!(seen.get(id), Some(&1), "{id} stored exactly once");

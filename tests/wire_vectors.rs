@@ -18,17 +18,24 @@ fn engine(dir: &tempfile::TempDir) -> Engine {
 fn w1_enhanced_mode_gets_a_commit_accept() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(&dir);
-    let ack = engine
-        .connect()
-        .exchange(&oru("VS000123", "2.5.1", "AL", "NE", "MRN12345^^^HOSP^MR"));
+    let ack =
+        engine
+            .connect()
+            .exchange(&oru("VS000123", "2.5.1", "AL", "NE", "MRN12345^^^HOSP^MR"));
     let segs = segments(&ack);
     assert_eq!(segs.len(), 2, "MSH + MSA only: {segs:?}");
     let msh = &segs[0];
-    assert!(msh.starts_with("MSH|^~\\&|MEDWAY|HOSP|VITALS|ICU|"), "{msh}");
+    assert!(
+        msh.starts_with("MSH|^~\\&|MEDWAY|HOSP|VITALS|ICU|"),
+        "{msh}"
+    );
     assert!(!field(msh, 7).is_empty(), "MSH-7 timestamp");
     assert_eq!(field(msh, 9), "ACK^R01^ACK");
     let ack_id = field(msh, 10);
-    assert!(!ack_id.is_empty() && ack_id != "VS000123", "a new control id: {ack_id}");
+    assert!(
+        !ack_id.is_empty() && ack_id != "VS000123",
+        "a new control id: {ack_id}"
+    );
     assert_eq!(field(msh, 11), "P");
     assert_eq!(field(msh, 12), "2.5.1");
     assert_eq!(segs[1], "MSA|CA|VS000123");
@@ -51,13 +58,20 @@ fn w3_unsupported_version_is_rejected_in_both_modes() {
     let mut conn = engine.connect();
     let segs = segments(&conn.exchange(&oru("V3", "2.9.9", "", "", "MRN1^^^HOSP^MR")));
     assert!(segs[1].starts_with("MSA|AR|V3"), "{segs:?}");
-    assert_eq!(segs[2], "ERR||MSH^1^12|203^Unsupported version id^HL70357|E|||unsupported HL7 version \"2.9.9\"");
+    assert_eq!(
+        segs[2],
+        "ERR||MSH^1^12|203^Unsupported version id^HL70357|E|||unsupported HL7 version \"2.9.9\""
+    );
     let segs = segments(&conn.exchange(&oru("V3E", "2.9.9", "AL", "NE", "MRN1^^^HOSP^MR")));
     assert!(segs[1].starts_with("MSA|CR|V3E"), "{segs:?}");
     // Both are stored as errors, with the reason, and delivered nowhere.
     let stored = engine.messages();
     assert_eq!(stored.len(), 2);
-    assert!(stored.iter().all(|m| m["status"] == "error" && m["deliveries"].as_array().unwrap().is_empty()));
+    assert!(
+        stored
+            .iter()
+            .all(|m| m["status"] == "error" && m["deliveries"].as_array().unwrap().is_empty())
+    );
 }
 
 #[test]
@@ -67,12 +81,19 @@ fn w4_missing_pid3_gets_ae_with_err_in_the_version_form() {
     let mut conn = engine.connect();
     let segs = segments(&conn.exchange(&oru("V4", "2.5.1", "", "", "")));
     assert_eq!(segs[1], "MSA|AE|V4|PID-3 missing");
-    assert_eq!(segs[2], "ERR||PID^1^3|101^Required field missing^HL70357|E|||PID-3 missing");
+    assert_eq!(
+        segs[2],
+        "ERR||PID^1^3|101^Required field missing^HL70357|E|||PID-3 missing"
+    );
     let segs = segments(&conn.exchange(&oru("V4old", "2.4", "", "", "")));
     assert!(segs[1].starts_with("MSA|AE|V4old"), "{segs:?}");
     assert_eq!(segs[2], "ERR|PID^1^3^101&Required field missing&HL70357");
     let stored = engine.messages();
-    assert!(stored.iter().all(|m| m["status"] == "error" && m["error"] == "PID-3 missing"));
+    assert!(
+        stored
+            .iter()
+            .all(|m| m["status"] == "error" && m["error"] == "PID-3 missing")
+    );
 }
 
 #[test]
@@ -110,13 +131,20 @@ fn w7_lf_segments_parse_and_lf_inside_a_cr_message_is_data() {
     let lf_only = String::from_utf8(oru("LFONLY", "2.5.1", "", "", "MRN1^^^HOSP^MR"))
         .unwrap()
         .replace('\r', "\n");
-    assert_eq!(segments(&conn.exchange(lf_only.as_bytes()))[1], "MSA|AA|LFONLY");
+    assert_eq!(
+        segments(&conn.exchange(lf_only.as_bytes()))[1],
+        "MSA|AA|LFONLY"
+    );
     let mut with_text = oru("LFTEXT", "2.5.1", "", "", "MRN1^^^HOSP^MR");
     with_text.extend_from_slice(b"OBX|3|TX|REPORT^Report^L||line one\nline two|||||F\r");
     assert_eq!(segments(&conn.exchange(&with_text))[1], "MSA|AA|LFTEXT");
     // Delivered byte for byte, and the LF stays inside OBX-5.
     let out = dir.path().join("out");
-    eventually(10, "both files delivered", || std::fs::read_dir(&out).map(|d| d.count() == 2).unwrap_or(false));
+    eventually(10, "both files delivered", || {
+        std::fs::read_dir(&out)
+            .map(|d| d.count() == 2)
+            .unwrap_or(false)
+    });
     let file = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -125,7 +153,12 @@ fn w7_lf_segments_parse_and_lf_inside_a_cr_message_is_data() {
     assert_eq!(std::fs::read(&file).unwrap(), with_text);
     let inspect = engine.medway(&["hl7", "inspect", "--json", file.to_str().unwrap()]);
     let json: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
-    let obx3 = json[0].as_array().unwrap().iter().find(|s| s[0][0][0][0] == "OBX" && s[1][0][0][0] == "3").unwrap();
+    let obx3 = json[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s[0][0][0][0] == "OBX" && s[1][0][0][0] == "3")
+        .unwrap();
     assert_eq!(obx3[5][0][0][0], "line one\nline two");
 }
 
@@ -140,7 +173,10 @@ fn w8_whitespace_between_frames_is_skipped() {
     conn.write(&bytes);
     assert_eq!(segments(&conn.read_frame().unwrap())[1], "MSA|AA|WS1");
     assert_eq!(segments(&conn.read_frame().unwrap())[1], "MSA|AA|WS2");
-    assert!(!engine.log().contains("discarded bytes"), "whitespace is not garbage");
+    assert!(
+        !engine.log().contains("discarded bytes"),
+        "whitespace is not garbage"
+    );
 }
 
 #[test]
@@ -153,7 +189,12 @@ fn w9_fahrenheit_value_is_stored_exactly() {
     let shown = engine.medway(&["messages", "show", &id, "--json", "--store", &engine.store]);
     let value: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(value["raw"].as_str().unwrap().as_bytes(), sent.as_slice());
-    assert!(value["raw"].as_str().unwrap().contains("|101.1|[degF]^^UCUM|"));
+    assert!(
+        value["raw"]
+            .as_str()
+            .unwrap()
+            .contains("|101.1|[degF]^^UCUM|")
+    );
 }
 
 #[test]
@@ -164,10 +205,24 @@ fn w10_escaped_ampersand_is_text_not_a_subcomponent() {
     msg.extend_from_slice(b"OBX|3|ST|NOTE^Note^L||Parker \\T\\ Sons|||||F\r");
     assert_eq!(segments(&engine.connect().exchange(&msg))[1], "MSA|AA|W10");
     let out = dir.path().join("out");
-    eventually(10, "file delivered", || std::fs::read_dir(&out).map(|d| d.count() == 1).unwrap_or(false));
-    let file = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    eventually(10, "file delivered", || {
+        std::fs::read_dir(&out)
+            .map(|d| d.count() == 1)
+            .unwrap_or(false)
+    });
+    let file = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let inspect = engine.medway(&["hl7", "inspect", "--json", file.to_str().unwrap()]);
     let json: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
-    let obx3 = json[0].as_array().unwrap().iter().find(|s| s[0][0][0][0] == "OBX" && s[1][0][0][0] == "3").unwrap();
+    let obx3 = json[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s[0][0][0][0] == "OBX" && s[1][0][0][0] == "3")
+        .unwrap();
     assert_eq!(obx3[5], serde_json::json!([[["Parker & Sons"]]]));
 }

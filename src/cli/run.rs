@@ -43,11 +43,15 @@ pub async fn run(mut config: EngineConfig, args: RunArgs) -> anyhow::Result<Exit
         .await
         .context("cannot start the engine")?;
     systemd::notify("READY=1");
+    let watchdog = systemd::spawn_watchdog();
     wait_for_stop_signal().await?;
     tracing::info!("stopping: finishing in-flight messages");
     systemd::notify("STOPPING=1");
     shutdown.cancel();
     engine.wait().await;
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     Ok(ExitCode::SUCCESS)
 }
 

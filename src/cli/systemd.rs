@@ -20,3 +20,17 @@ pub fn notify(state: &str) {
         tracing::debug!(%error, "sd_notify failed");
     }
 }
+
+/// Pings systemd's watchdog at half the interval it asked for (`WATCHDOG_USEC`), as long as the
+/// async runtime is alive to do so.
+pub fn spawn_watchdog() -> Option<tokio::task::JoinHandle<()>> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    let period = std::time::Duration::from_micros(usec / 2);
+    Some(tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        loop {
+            ticker.tick().await;
+            notify("WATCHDOG=1");
+        }
+    }))
+}

@@ -102,7 +102,11 @@ impl Engine {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("medway did not listen on {} in time; log:\n{}", self.port, self.log());
+        panic!(
+            "medway did not listen on {} in time; log:\n{}",
+            self.port,
+            self.log()
+        );
     }
 
     pub fn log(&self) -> String {
@@ -144,8 +148,20 @@ impl Engine {
 
     /// Stored messages as JSON objects (`medway messages list --json`).
     pub fn messages(&self) -> Vec<serde_json::Value> {
-        let out = self.medway(&["messages", "list", "--json", "--limit", "100000", "--store", &self.store]);
-        assert!(out.status.success(), "messages list failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.medway(&[
+            "messages",
+            "list",
+            "--json",
+            "--limit",
+            "100000",
+            "--store",
+            &self.store,
+        ]);
+        assert!(
+            out.status.success(),
+            "messages list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).expect("json line"))
@@ -181,9 +197,14 @@ pub struct Mllp {
 impl Mllp {
     pub fn connect(port: u16) -> Self {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         stream.set_nodelay(true).expect("nodelay");
-        Self { stream, buffer: Vec::new() }
+        Self {
+            stream,
+            buffer: Vec::new(),
+        }
     }
 
     pub fn write(&mut self, bytes: &[u8]) {
