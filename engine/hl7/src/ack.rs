@@ -4,7 +4,8 @@
 //! writes the accept (commit) ACK `CA`/`CE`/`CR`. The ACK reuses the inbound delimiters,
 //! swaps sender/receiver (MSH-3/4 ← inbound MSH-5/6, MSH-5/6 ← inbound MSH-3/4), copies
 //! MSH-11/12, and echoes the inbound MSH-10 in MSA-2. MSH-9 is `ACK` for versions up to 2.3.1 and
-//! `ACK^<trigger>^ACK` from 2.4 on. ERR is written in the version's own form: v2.5+ `ERR||loc|
+//! `ACK^<trigger>^ACK` from 2.4 on; a valued MSH-18 is copied (the copied header bytes are in
+//! that charset). ERR is written in the version's own form: v2.5+ `ERR||loc|
 //! code^text^HL70357|E|||diag`, v2.3/2.4 `ERR|seg^seq^field^code&text&HL70357`. Segments end
 //! with CR. Error texts are short and must never contain PHI (they are caller-supplied). The
 //! builders never panic, whatever the inbound bytes.
@@ -192,6 +193,8 @@ struct Header<'a> {
     enc: Vec<u8>,
     f: [&'a [u8]; 7], // MSH-3, 4, 5, 6, 10, 11, 12
     trigger: &'a [u8],
+    /// MSH-18, copied so that the header bytes we copy keep their declared charset.
+    charset: &'a [u8],
 }
 
 fn write_ack(h: &Header<'_>, code: AckCode, err: Option<&AckError>, id: &str, ts: &str) -> Bytes {
@@ -225,6 +228,12 @@ fn write_ack(h: &Header<'_>, code: AckCode, err: Option<&AckError>, id: &str, ts
     w.raw(h.f[5]);
     w.sep();
     w.raw(h.f[6]);
+    if !h.charset.is_empty() {
+        for _ in 13..=18 {
+            w.sep();
+        }
+        w.raw(h.charset);
+    }
     w.end();
     w.raw(b"MSA");
     w.sep();
@@ -340,6 +349,7 @@ pub fn build_ack(
             raw("MSH-12"),
         ],
         trigger: raw("MSH-9.2"),
+        charset: raw("MSH-18"),
     };
     let (code, err) = code_for(ack_mode(inbound), outcome);
     write_ack(&h, code, err, ack_control_id, timestamp)
@@ -395,6 +405,7 @@ pub fn build_nak_for_unparseable(
             clean(12),
         ],
         trigger,
+        charset: &[],
     };
     write_ack(&h, AckCode::AR, Some(error), ack_control_id, timestamp)
 }

@@ -175,3 +175,15 @@ fn nak_for_unparseable() {
     let _ = build_nak_for_unparseable(b"", &err, "N3", "T");
     let _ = build_nak_for_unparseable(b"MSH", &err, "N3", "T");
 }
+
+#[test]
+fn charset_is_copied_so_the_ack_reparses() {
+    let m = Message::parse(Bytes::from_static(
+        b"MSH|^~\\&|K\xd6LN|F|R|G|1||ADT^A01|C1|P|2.5|||||DE|8859/1\rPID|1\r",
+    ))
+    .unwrap();
+    let ack = build_ack(&m, &Outcome::Accept, "A", "T");
+    assert!(ack.starts_with(b"MSH|^~\\&|R|G|K\xd6LN|F|T||ACK^A01^ACK|A|P|2.5||||||8859/1\r"));
+    let back = Message::parse(ack).unwrap();
+    assert_eq!(back.get("MSH-5").unwrap(), "KÖLN");
+}
