@@ -18,6 +18,7 @@ pub mod connector;
 pub mod delivery;
 pub mod engine;
 pub mod message;
+pub mod script;
 pub mod store;
 
 pub use tokio_util::sync::CancellationToken;
