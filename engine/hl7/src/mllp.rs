@@ -130,6 +130,8 @@ impl MllpFramer {
                     self.state = State::InFrame { scanned: 0 };
                 }
                 State::InFrame { scanned } => {
+                    // The caller owns `buf`; never trust a remembered position blindly.
+                    let scanned = scanned.min(buf.len());
                     let hit = memchr::memchr2(EB, SB, &buf[scanned..]).map(|p| scanned + p);
                     let Some(at) = hit else {
                         if buf.len() > self.max {

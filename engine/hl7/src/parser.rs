@@ -163,7 +163,7 @@ pub(crate) fn index(
         layout.fields.push((s, (s + 3).min(e)));
         if first {
             // MSH-1 is the separator byte itself; MSH-2 and on follow the generic split.
-            layout.fields.push((s + 3, (s + 4).min(e)));
+            layout.fields.push(((s + 3).min(e), (s + 4).min(e)));
         }
         if e > s + 3 {
             let mut fs = s + 4;
