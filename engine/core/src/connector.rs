@@ -88,9 +88,18 @@ pub struct Response {
 
 /// Sends committed deliveries. Called again with the same delivery on retry, restart or
 /// reprocess: use `delivery.id` as the idempotency key.
+///
+/// A worker calls `send` for each delivery of a claimed batch, then `flush` once, and records a
+/// delivery as sent only after both succeeded. A destination may therefore stage work in `send`
+/// and make the whole batch durable in `flush` (one fsync instead of one per message).
 #[async_trait]
 pub trait Destination: Send + Sync + 'static {
     async fn send(&self, delivery: &Delivery) -> Result<Response, DeliveryError>;
+    /// Makes everything `send` staged since the last flush durable. If it fails, every delivery
+    /// sent since the last successful flush is retried.
+    async fn flush(&self) -> Result<(), DeliveryError> {
+        Ok(())
+    }
     /// A start-up check (table exists, broker reachable); failures are reported, not fatal.
     async fn check(&self) -> Result<(), DeliveryError> {
         Ok(())

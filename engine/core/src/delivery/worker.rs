@@ -138,6 +138,23 @@ impl DeliveryWorker {
                     result,
                 });
             }
+            if outcomes
+                .iter()
+                .any(|o| matches!(o.result, AttemptResult::Sent { .. }))
+                && let Err(error) = self.destination.flush().await
+            {
+                tracing::warn!(channel = %self.channel, destination = %self.name, reason = %error.reason,
+                    "flush failed; the batch will be retried");
+                for outcome in &mut outcomes {
+                    if matches!(outcome.result, AttemptResult::Sent { .. }) {
+                        outcome.result = self.failure(
+                            Retry::Later,
+                            format!("flush failed: {}", error.reason),
+                            outcome.attempt,
+                        );
+                    }
+                }
+            }
             if let Err(error) = self.writer.record(outcomes).await {
                 tracing::warn!(channel = %self.channel, destination = %self.name, %error,
                     "cannot record delivery outcomes; they will be retried (at-least-once)");

@@ -1,10 +1,14 @@
 //! The SQLite backend: the embedded default, one file, zero set-up.
 //!
 //! Two pools: a single-connection write pool (`synchronous=FULL`) used only by the group commit,
-//! so every acknowledged message is fsynced, and a small work pool (`synchronous=NORMAL`) for
-//! reads and delivery leases, whose loss in a crash is harmless (a single SQLite node drops all
-//! leases at start). WAL mode lets readers run beside the writer. Write transactions start with
-//! `BEGIN IMMEDIATE` so two connections never deadlock upgrading a read lock.
+//! so every acknowledged message is fsynced, and a small work pool for reads. WAL mode lets
+//! readers run beside the writer. Write transactions start with `BEGIN IMMEDIATE` so two
+//! connections never deadlock upgrading a read lock.
+//!
+//! Delivery leases live in memory, not in the file: one SQLite file is served by one process,
+//! so a lease only has to hold within it, and a restart (which drops every lease) is exactly
+//! the recovery wanted. Keeping leases out of the file keeps the only writer the group commit:
+//! claims never take SQLite's write lock, so they never make a commit wait in the busy handler.
 
 use super::migrations;
 use super::{
@@ -19,12 +23,16 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Row, SqlitePool as Pool};
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub struct SqliteStore {
     write: SqlitePool,
     work: Pool,
+    /// Delivery id → lease expiry (UTC micros). See the module docs.
+    leases: Mutex<HashMap<i64, i64>>,
 }
 
 impl SqliteStore {
@@ -50,7 +58,11 @@ impl SqliteStore {
             .max_connections(pool_size.max(2))
             .connect_with(base.synchronous(SqliteSynchronous::Normal))
             .await?;
-        let store = Self { write, work };
+        let store = Self {
+            write,
+            work,
+            leases: Mutex::new(HashMap::new()),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -207,6 +219,12 @@ impl Store for SqliteStore {
             .await?;
         }
         tx.commit().await?;
+        if !outcomes.is_empty() {
+            let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+            for o in outcomes {
+                leases.remove(&o.delivery_id);
+            }
+        }
         Ok(ids)
     }
 
@@ -218,11 +236,10 @@ impl Store for SqliteStore {
         lease: Duration,
         limit: u32,
     ) -> Result<Claim, StoreError> {
-        let now = now_micros();
-        let mut tx = self.work.begin_with("BEGIN IMMEDIATE").await?;
+        let _ = owner;
         let rows = sqlx::query(
-            "SELECT d.id, d.message_id, d.attempts, d.next_attempt_at, d.lease_owner, \
-             d.lease_until, m.control_id, m.message_type, m.received_at, \
+            "SELECT d.id, d.message_id, d.attempts, d.next_attempt_at, \
+             m.control_id, m.message_type, m.received_at, \
              COALESCE(m.transformed, m.raw) AS payload \
              FROM deliveries d JOIN messages m ON m.id = d.message_id \
              WHERE d.channel = ? AND d.destination = ? AND d.status IN ('queued', 'retrying') \
@@ -231,12 +248,15 @@ impl Store for SqliteStore {
         .bind(channel)
         .bind(destination)
         .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.work)
         .await?;
+        let now = now_micros();
+        let until = now + lease.as_micros() as i64;
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
         let mut claim = Claim::default();
         for row in &rows {
-            let lease_until: Option<i64> = row.try_get("lease_until")?;
-            if lease_until.is_some_and(|until| until > now) {
+            let id: i64 = row.try_get("id")?;
+            if leases.get(&id).is_some_and(|&expiry| expiry > now) {
                 // Held by a live worker: FIFO forbids passing it.
                 break;
             }
@@ -247,7 +267,7 @@ impl Store for SqliteStore {
             }
             let payload: Vec<u8> = row.try_get("payload")?;
             claim.deliveries.push(Delivery {
-                id: row.try_get("id")?,
+                id,
                 message_id: row.try_get("message_id")?,
                 channel: channel.to_string(),
                 destination: destination.to_string(),
@@ -258,42 +278,27 @@ impl Store for SqliteStore {
                 received_at: row.try_get("received_at")?,
             });
         }
-        let until = now + lease.as_micros() as i64;
         for d in &claim.deliveries {
-            sqlx::query("UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE id = ?")
-                .bind(owner)
-                .bind(until)
-                .bind(d.id)
-                .execute(&mut *tx)
-                .await?;
+            leases.insert(d.id, until);
         }
-        tx.commit().await?;
         Ok(claim)
     }
 
     async fn release(&self, delivery_ids: &[i64]) -> Result<(), StoreError> {
-        let mut tx = self.work.begin_with("BEGIN IMMEDIATE").await?;
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
         for id in delivery_ids {
-            sqlx::query(
-                "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE id = ?",
-            )
-            .bind(*id)
-            .execute(&mut *tx)
-            .await?;
+            leases.remove(id);
         }
-        tx.commit().await?;
         Ok(())
     }
 
     async fn release_leases(&self, owner: &str) -> Result<(), StoreError> {
-        // One SQLite file has one node: at start every lease is stale, whoever held it.
+        // One SQLite file has one node: whoever held a lease, it is stale now.
         let _ = owner;
-        sqlx::query(
-            "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
-             WHERE lease_owner IS NOT NULL",
-        )
-        .execute(&self.write)
-        .await?;
+        self.leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         Ok(())
     }
 
