@@ -378,9 +378,10 @@ pub(crate) fn register(engine: &mut Engine, maps: Arc<CodeMaps>, salt: Arc<str>)
         },
     );
     // Rhai's `sleep` would block the pipeline thread past every budget.
-    engine.register_fn("sleep", |_seconds: Dynamic| -> Fallible<()> {
-        Err("sleep is not available in channel scripts".into())
-    });
+    // Registered on the engine itself, these shadow the standard package's versions.
+    let no_sleep = || -> Fallible<()> { Err("sleep is not available in channel scripts".into()) };
+    engine.register_fn("sleep", move |_seconds: INT| no_sleep());
+    engine.register_fn("sleep", move |_seconds: rhai::FLOAT| no_sleep());
 }
 
 #[cfg(test)]

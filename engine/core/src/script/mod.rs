@@ -198,7 +198,16 @@ impl ScriptEngine {
         });
         let compiled = self.engine.compile_into_self_contained(&scope, source);
         drop(guard);
-        let mut ast = compiled.map_err(|e| self.error(name, e))?;
+        let mut ast = compiled.map_err(|e| {
+            let mut error = self.error(name, e);
+            // Imports resolved at compile time carry no position: point at the import line.
+            if error.line.is_none() {
+                if let Some((line, column)) = locate_import(source, &error.kind.to_string()) {
+                    (error.line, error.column) = (Some(line), Some(column));
+                }
+            }
+            error
+        })?;
         ast.set_source(name);
         Ok(Script {
             ast: Arc::new(ast),
@@ -255,6 +264,19 @@ impl ScriptEngine {
     fn error(&self, script: &str, err: Box<EvalAltResult>) -> ScriptError {
         ScriptError::from_eval(script, err, self.limits.wall_clock)
     }
+}
+
+/// The line and column of the first `import "name"` whose quoted name appears in `message`.
+fn locate_import(source: &str, message: &str) -> Option<(usize, usize)> {
+    source.lines().enumerate().find_map(|(index, line)| {
+        let at = line.find("import")?;
+        let rest = line[at + "import".len()..].trim_start();
+        let quoted = rest.strip_prefix('"')?;
+        let name = &quoted[..quoted.find('"')?];
+        message
+            .contains(&format!("{name:?}"))
+            .then_some((index + 1, at + 1))
+    })
 }
 
 /// The reason given to `reject`, if this error is a rejection.
