@@ -5,6 +5,18 @@
 //! on input, and every operation is linear in the input size. Parse failures carry the byte
 //! offset of the problem ([`ParseError`]). See each module's documentation for its rules.
 //!
+//! Choices other crates should know about:
+//! * `get` on a path above the leaf (`PID-5`) returns the first repetition with its inner
+//!   separators verbatim and escapes decoded between them (`OBX-5` = `Parker & Sons`);
+//!   missing elements are `None`, present-but-empty ones `Some("")`; the MSH helpers
+//!   (`control_id()`, …) return `None` for empty values;
+//! * MSH-10 may be empty (the shared corpus accepts such messages) — check `control_id()`
+//!   before relying on MSA-2;
+//! * a 3-character MSH-2 is accepted when unambiguous; an undeclared role is represented by
+//!   the field separator byte in [`Delimiters`] (never splits anything);
+//! * without any CR, an LF that is not followed by a segment ID is a folded line (data);
+//! * `Message::parse` takes exactly one message; files and batches go through [`parse_all`].
+//!
 //! ```
 //! use bytes::Bytes;
 //! let raw = Bytes::from_static(b"MSH|^~\\&|LAB|H|MEDWAY|H|20240501||ORU^R01|C1|P|2.5.1\rOBX|1|ST|X||Parker \\T\\ Sons\r");
