@@ -101,20 +101,15 @@ impl ScriptError {
         // inside a function defined in the script points at the failing line, not the call.
         let mut position = err.position();
         let mut inner = err;
-        loop {
-            match *inner {
-                EvalAltResult::ErrorInFunctionCall(_, source, next, _) => {
-                    let same_script = source.is_empty() || source == script;
-                    if same_script && !next.position().is_none() {
-                        position = next.position();
-                    }
-                    inner = next;
-                }
-                other => {
-                    inner = Box::new(other);
-                    break;
-                }
+        while let EvalAltResult::ErrorInFunctionCall(_, source, next, _) = &*inner {
+            let same_script = source.is_empty() || source == script;
+            if same_script && !next.position().is_none() {
+                position = next.position();
             }
+            let EvalAltResult::ErrorInFunctionCall(_, _, next, _) = *inner else {
+                break;
+            };
+            inner = next;
         }
         let kind = match *inner {
             EvalAltResult::ErrorParsing(t, p) => {

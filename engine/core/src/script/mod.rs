@@ -19,6 +19,7 @@ mod functions;
 mod maps;
 mod message_api;
 mod sandbox;
+mod segment_edit;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -201,10 +202,10 @@ impl ScriptEngine {
         let mut ast = compiled.map_err(|e| {
             let mut error = self.error(name, e);
             // Imports resolved at compile time carry no position: point at the import line.
-            if error.line.is_none() {
-                if let Some((line, column)) = locate_import(source, &error.kind.to_string()) {
-                    (error.line, error.column) = (Some(line), Some(column));
-                }
+            if error.line.is_none()
+                && let Some((line, column)) = locate_import(source, &error.kind.to_string())
+            {
+                (error.line, error.column) = (Some(line), Some(column));
             }
             error
         })?;

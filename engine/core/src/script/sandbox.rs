@@ -35,7 +35,8 @@ const MAX_MODULES: usize = 64;
 /// Longest accepted library name.
 const MAX_LIB_NAME: usize = 128;
 
-/// Resource limits applied to every script run.
+/// Resource limits applied to every script run. Rhai reads 0 as "no limit" for operations,
+/// expression depths and sizes (but as "no function calls" for `max_call_levels`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptLimits {
     /// Rhai operations per run (statements, expressions, calls).
@@ -147,7 +148,7 @@ pub(crate) fn with_frame<R>(f: impl FnOnce(&mut RunFrame) -> R) -> Option<R> {
 
 /// The `on_progress` callback: stops the run once its deadline has passed.
 fn check_deadline(operations: u64) -> Option<Dynamic> {
-    if operations % DEADLINE_CHECK_EVERY != 0 {
+    if !operations.is_multiple_of(DEADLINE_CHECK_EVERY) {
         return None;
     }
     let late = with_frame(|frame| Instant::now() > frame.deadline).unwrap_or(false);
