@@ -121,6 +121,11 @@ fn huge_arrays_and_maps_hit_their_limits() {
         matches!(err.kind, ScriptErrorKind::DataTooLarge(_)),
         "{err}"
     );
+    let err = failure(&engine, "let b = blob(100000000); b.len()");
+    assert!(
+        matches!(err.kind, ScriptErrorKind::DataTooLarge(_)),
+        "{err}"
+    );
     let err = failure(
         &engine,
         "let m = #{}; for i in 0..20000 { m[`k${i}`] = i; } m.len()",
