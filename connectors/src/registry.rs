@@ -37,6 +37,25 @@ impl ConnectorFactory for Registry {
             other => Err(spec.locate(unknown_kind("destination", other, DESTINATION_KINDS))),
         }
     }
+
+    fn listen_address(&self, spec: &ConnectorSpec) -> Option<(String, &'static str)> {
+        match spec.kind.as_str() {
+            "mllp" => MllpSourceSettings::from_spec(spec)
+                .ok()
+                .and_then(|s| s.listen.parse::<std::net::SocketAddr>().ok())
+                .map(|a| (normalize(a), "listen")),
+            _ => None,
+        }
+    }
+}
+
+/// `0.0.0.0:2575` clashes with `127.0.0.1:2575`: compare ports on wildcard addresses.
+fn normalize(address: std::net::SocketAddr) -> String {
+    if address.ip().is_unspecified() {
+        format!("*:{}", address.port())
+    } else {
+        address.to_string()
+    }
 }
 
 fn unknown_kind(what: &str, kind: &str, known: &[&str]) -> SettingsError {

@@ -114,4 +114,10 @@ pub trait ConnectorFactory: Send + Sync {
         channel: &str,
         spec: &ConnectorSpec,
     ) -> Result<Arc<dyn Destination>, ConfigError>;
+    /// The address a source listens on, if it listens (two channels may not share one), and
+    /// the key naming it, for the error message.
+    fn listen_address(&self, spec: &ConnectorSpec) -> Option<(String, &'static str)> {
+        let _ = spec;
+        None
+    }
 }

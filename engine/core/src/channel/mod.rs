@@ -1,21 +1,25 @@
 //! The channel runtime: what happens between a source receiving bytes and the sender getting
 //! its acknowledgement.
 //!
-//! [`ChannelHandle::submit`] parses the message, checks its header (MSH-9/10/11/12), runs the
-//! channel's steps, commits the message with one delivery per destination through the
-//! [`WriterHandle`], and only then builds the reply. A store failure yields a negative
+//! [`ChannelHandle::submit`] parses the message, runs the [`ChannelPipeline`] (header checks
+//! and steps, no I/O), commits the message with one delivery per chosen destination through
+//! the [`WriterHandle`], and only then builds the reply. A store failure yields a negative
 //! acknowledgement, never an accept. Rejected and invalid messages are stored too (status
 //! `error`), so nothing a sender was told about is invisible to the interface team.
+//!
+//! A handle can be re-pointed at a new definition of its channel ([`ChannelHandle::replace`])
+//! on reload: a message already being handled finishes under the definition it started with.
 
-mod pipeline;
+mod processor;
 mod reply;
+mod submit;
 
-pub use pipeline::Verdict;
+pub use processor::{ChannelPipeline, Processed, Verdict, compile_script};
 pub use reply::{AckIds, Reply, ReplyOutcome};
+pub use submit::ack_outcome;
 
-use crate::config::{ChannelConfig, StepConfig};
 use crate::store::WriterHandle;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 
 /// One destination as the channel runtime sees it: a name and the worker to wake.
@@ -25,57 +29,44 @@ pub struct DestinationSlot {
     pub wake: Arc<Notify>,
 }
 
-/// The channel rules `submit` applies, fixed for one deployed version of the channel.
-pub struct ChannelRules {
-    pub accept_versions: Vec<String>,
-    pub processing_ids: Vec<String>,
-    pub steps: Vec<StepConfig>,
-}
-
-impl ChannelRules {
-    pub fn from_config(config: &ChannelConfig) -> Self {
-        Self {
-            accept_versions: config.accept_versions.clone(),
-            processing_ids: config.processing_ids.clone(),
-            steps: config.steps.clone(),
-        }
-    }
-}
-
-struct ChannelInner {
-    name: Arc<str>,
-    rules: ChannelRules,
-    destinations: Vec<DestinationSlot>,
-    writer: WriterHandle,
-    ack_ids: AckIds,
+/// One deployed definition of a channel.
+pub struct ChannelInner {
+    pub name: Arc<str>,
+    pub pipeline: ChannelPipeline,
+    pub destinations: Vec<DestinationSlot>,
+    pub writer: WriterHandle,
+    pub ack_ids: Arc<AckIds>,
 }
 
 /// A cheap, cloneable handle that sources use to submit messages to one channel.
 #[derive(Clone)]
 pub struct ChannelHandle {
-    inner: Arc<ChannelInner>,
+    name: Arc<str>,
+    current: Arc<RwLock<Arc<ChannelInner>>>,
 }
 
 impl ChannelHandle {
-    pub fn new(
-        name: &str,
-        rules: ChannelRules,
-        destinations: Vec<DestinationSlot>,
-        writer: WriterHandle,
-        ack_ids: AckIds,
-    ) -> Self {
+    pub fn new(inner: ChannelInner) -> Self {
         Self {
-            inner: Arc::new(ChannelInner {
-                name: Arc::from(name),
-                rules,
-                destinations,
-                writer,
-                ack_ids,
-            }),
+            name: inner.name.clone(),
+            current: Arc::new(RwLock::new(Arc::new(inner))),
         }
     }
 
     pub fn name(&self) -> &str {
-        &self.inner.name
+        &self.name
+    }
+
+    /// The definition new messages are handled with.
+    pub fn current(&self) -> Arc<ChannelInner> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Points new messages at a new definition (hot reload); in-flight ones keep the old one.
+    pub fn replace(&self, inner: ChannelInner) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(inner);
     }
 }

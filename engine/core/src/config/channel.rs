@@ -18,6 +18,8 @@
 //! error can name `file:line:col`.
 
 use super::error::{ConfigError, SettingsError, closest, line_col};
+use super::steps::{DestinationSteps, StepConfig, StepFile, script_ref};
+use super::tests_file::{ChannelTest, TestFile};
 use serde::Deserialize;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -36,6 +38,7 @@ pub struct ChannelConfig {
     pub processing_ids: Vec<String>,
     pub steps: Vec<StepConfig>,
     pub destinations: Vec<DestinationConfig>,
+    pub tests: Vec<ChannelTest>,
     /// The file's text, kept so that a reload can tell whether the channel changed.
     pub text: Arc<str>,
 }
@@ -111,6 +114,7 @@ pub struct DestinationConfig {
     pub name: String,
     pub spec: ConnectorSpec,
     pub retry: RetryPolicy,
+    pub steps: DestinationSteps,
 }
 
 /// How a destination retries: exponential backoff with jitter, up to an attempt limit.
@@ -138,15 +142,6 @@ impl Default for RetryPolicy {
     }
 }
 
-/// A step of the channel pipeline, run in file order. Script steps (validate/filter/transform/
-/// route in Rhai) join this enum; built-in checks need no script.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StepConfig {
-    /// Built-in validator: each path must be present and non-empty, else the message is stored
-    /// as `error` and the sender gets AE with `ERR` code 101 naming the field.
-    Required { paths: Vec<String> },
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ChannelFile {
@@ -165,13 +160,7 @@ struct ChannelFile {
     destinations: Vec<Spanned<toml::Table>>,
     /// `[[test]]` cases, run by `medway test-channel`.
     #[serde(default, rename = "test")]
-    _tests: Vec<toml::Table>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
-enum StepFile {
-    Validate { required: Vec<String> },
+    tests: Vec<Spanned<TestFile>>,
 }
 
 fn default_true() -> bool {
@@ -231,23 +220,8 @@ pub fn parse_channel(file: &Path, text: &str) -> Result<ChannelConfig, ConfigErr
 
     let mut steps = Vec::new();
     for step in parsed.steps {
-        let span = step.span();
-        match step.into_inner() {
-            StepFile::Validate { required } => {
-                for path in &required {
-                    if !looks_like_path(path) {
-                        return Err(ConfigError::at_offset(
-                            file,
-                            text,
-                            span.start,
-                            format!("bad HL7 path {path:?} in `required`"),
-                        )
-                        .with_hint("paths look like PID-3, PID-5.1, OBX(2)-5, PID-3[2].1"));
-                    }
-                }
-                steps.push(StepConfig::Required { paths: required });
-            }
-        }
+        let offset = step.span().start;
+        steps.push(step.into_inner().check(file, text, offset)?);
     }
 
     let mut destinations = Vec::new();
@@ -277,12 +251,62 @@ pub fn parse_channel(file: &Path, text: &str) -> Result<ChannelConfig, ConfigErr
                 format!("two destinations are named {name:?}"),
             ));
         }
+        let mut steps = DestinationSteps::default();
+        for key in ["filter", "transform", "response"] {
+            match spec.settings.remove(key) {
+                None => {}
+                Some(toml::Value::String(path)) => {
+                    let script = Some(script_ref(text, span.start, key, path));
+                    match key {
+                        "filter" => steps.filter = script,
+                        "transform" => steps.transform = script,
+                        _ => steps.response = script,
+                    }
+                }
+                Some(_) => {
+                    return Err(spec.locate(
+                        SettingsError::new(format!("`{key}` must be a script path (a string)"))
+                            .key(key),
+                    ));
+                }
+            }
+        }
         let retry = match spec.settings.remove("retry") {
             None => RetryPolicy::default(),
             Some(value) => RetryPolicy::deserialize(value)
                 .map_err(|e| spec.locate(SettingsError::from_serde(&e)))?,
         };
-        destinations.push(DestinationConfig { name, spec, retry });
+        destinations.push(DestinationConfig {
+            name,
+            spec,
+            retry,
+            steps,
+        });
+    }
+
+    let mut tests = Vec::new();
+    for test in parsed.tests {
+        let offset = test.span().start;
+        let test = test.into_inner().check(file, text, offset)?;
+        if let Some(unknown) = test
+            .destinations
+            .iter()
+            .flatten()
+            .chain(test.outputs.iter().map(|(d, _)| d))
+            .find(|d| {
+                !destinations
+                    .iter()
+                    .any(|c: &DestinationConfig| &c.name == *d)
+            })
+        {
+            return Err(ConfigError::at_offset(
+                file,
+                text,
+                offset,
+                format!("test {:?} names unknown destination {unknown:?}", test.name),
+            ));
+        }
+        tests.push(test);
     }
 
     Ok(ChannelConfig {
@@ -295,6 +319,7 @@ pub fn parse_channel(file: &Path, text: &str) -> Result<ChannelConfig, ConfigErr
         processing_ids: parsed.processing_ids,
         steps,
         destinations,
+        tests,
         text: shared,
     })
 }
@@ -326,16 +351,6 @@ fn connector_spec(
         span,
         text: text.clone(),
     })
-}
-
-fn looks_like_path(path: &str) -> bool {
-    let bytes = path.as_bytes();
-    bytes.len() >= 5
-        && bytes[..3].iter().all(|b| b.is_ascii_alphanumeric())
-        && bytes[..3].iter().any(|b| b.is_ascii_uppercase())
-        && path[3..]
-            .chars()
-            .all(|c| c.is_ascii_digit() || "-.()[]".contains(c))
 }
 
 fn toml_error(file: &Path, text: &str, error: &toml::de::Error) -> ConfigError {

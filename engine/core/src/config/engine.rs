@@ -11,10 +11,16 @@ pub struct EngineConfig {
     pub store: StoreConfig,
     /// Folder of channel files.
     pub channels: PathBuf,
-    /// Folder of Rhai scripts.
+    /// Folder of Rhai scripts (`lib/` inside it is the shared library).
     pub scripts: PathBuf,
+    /// Folder of code maps for `lookup()` (CSV and TOML files).
+    pub maps: PathBuf,
+    /// Per-install secret for the scripts' `hash()`; created with random content if missing.
+    pub salt_file: PathBuf,
     /// Grace period for in-flight sends at shutdown.
     pub shutdown_grace_ms: u64,
+    /// Watch the channel, script and map folders and reload on change (SIGHUP always reloads).
+    pub watch: bool,
 }
 
 impl Default for EngineConfig {
@@ -23,7 +29,10 @@ impl Default for EngineConfig {
             store: StoreConfig::default(),
             channels: PathBuf::from("channels"),
             scripts: PathBuf::from("scripts"),
+            maps: PathBuf::from("channels/maps"),
+            salt_file: PathBuf::from("data/medway.salt"),
             shutdown_grace_ms: 10_000,
+            watch: true,
         }
     }
 }

@@ -8,6 +8,8 @@
 //! Order is FIFO per destination: a delivery waiting for its retry holds back the ones behind it.
 
 pub mod backoff;
+mod scripts;
 mod worker;
 
+pub use scripts::{DestinationScripts, Prepared, ResponseDecision};
 pub use worker::{DeliveryWorker, WorkerSettings};

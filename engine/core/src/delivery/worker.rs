@@ -1,6 +1,7 @@
 //! One worker per channel destination. See the module docs of [`crate::delivery`].
 
 use super::backoff;
+use super::scripts::{DestinationScripts, Prepared, ResponseDecision};
 use crate::clock::now_micros;
 use crate::config::RetryPolicy;
 use crate::connector::{Destination, Retry};
@@ -44,6 +45,7 @@ pub struct DeliveryWorker {
     pub channel: Arc<str>,
     pub name: Arc<str>,
     pub destination: Arc<dyn Destination>,
+    pub scripts: Arc<DestinationScripts>,
     pub retry: RetryPolicy,
     pub store: Arc<dyn Store>,
     pub writer: WriterHandle,
@@ -106,23 +108,8 @@ impl DeliveryWorker {
                 let attempt = delivery.attempts + 1;
                 let started_at = now_micros();
                 let clock = Instant::now();
-                let sent = tokio::time::timeout(
-                    self.settings.send_timeout,
-                    self.destination.send(&delivery),
-                )
-                .await;
+                let result = self.attempt(delivery.clone(), attempt).await;
                 let duration_us = clock.elapsed().as_micros() as i64;
-                let result = match sent {
-                    Ok(Ok(response)) => AttemptResult::Sent {
-                        summary: response.summary,
-                    },
-                    Ok(Err(error)) => self.failure(error.retry, error.reason, attempt),
-                    Err(_) => self.failure(
-                        Retry::Later,
-                        format!("send timed out after {:?}", self.settings.send_timeout),
-                        attempt,
-                    ),
-                };
                 if !matches!(result, AttemptResult::Sent { .. }) {
                     tracing::warn!(channel = %self.channel, destination = %self.name,
                         delivery_id = delivery.id, control_id = delivery.control_id.as_deref().unwrap_or(""),
@@ -165,6 +152,43 @@ impl DeliveryWorker {
             {
                 tracing::warn!(%error, "cannot release leases; they expire on their own");
             }
+        }
+    }
+
+    /// One attempt: destination scripts, the send itself (under a timeout), the response script.
+    async fn attempt(&self, mut delivery: crate::message::Delivery, attempt: u32) -> AttemptResult {
+        match self.scripts.prepare(&delivery.payload) {
+            Err(reason) => return AttemptResult::Errored { reason },
+            Ok(Prepared::Skip(note)) => return AttemptResult::Sent { summary: note },
+            Ok(Prepared::Send(payload)) => delivery.payload = payload,
+        }
+        let sent = match tokio::time::timeout(
+            self.settings.send_timeout,
+            self.destination.send(&delivery),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(crate::connector::DeliveryError::later(format!(
+                "send timed out after {:?}",
+                self.settings.send_timeout
+            ))),
+        };
+        match self.scripts.judge(&delivery.payload, &sent) {
+            Some(ResponseDecision::Sent) => AttemptResult::Sent {
+                summary: match sent {
+                    Ok(r) => r.summary,
+                    Err(e) => format!("accepted by response script despite: {}", e.reason),
+                },
+            },
+            Some(ResponseDecision::Retry(reason)) => self.failure(Retry::Later, reason, attempt),
+            Some(ResponseDecision::Error(reason)) => self.failure(Retry::Never, reason, attempt),
+            None => match sent {
+                Ok(response) => AttemptResult::Sent {
+                    summary: response.summary,
+                },
+                Err(error) => self.failure(error.retry, error.reason, attempt),
+            },
         }
     }
 

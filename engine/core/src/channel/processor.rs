@@ -1,0 +1,359 @@
+//! The channel pipeline without I/O: header checks, then the channel's steps in file order.
+//!
+//! [`ChannelPipeline::process`] decides what becomes of one parsed message — accept, filter,
+//! invalid (AE) or reject (AR) — which destinations it goes to, and what the message looks like
+//! after the transforms. It touches no socket and no store, so `submit` and `medway
+//! test-channel` share it exactly. Scripts are compiled once, when the pipeline is built.
+
+use crate::config::{ChannelConfig, ConfigError, ScriptRef, StepConfig, StepKind};
+use crate::script::{Script, ScriptEngine, ScriptError, ScriptRun};
+use medway_hl7::Message;
+use medway_hl7::ack::{AckError, ErrorLocation};
+use rhai::Dynamic;
+use std::path::Path;
+use std::sync::Arc;
+
+/// What the header checks and steps decided about a parsed message, before it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Accept,
+    /// A filter step returned false: stored as `filtered`, acknowledged as accepted.
+    Filter,
+    /// Invalid content (a validator failed, `reject`, a script error): stored as `error`, AE.
+    Invalid(AckError),
+    /// Unsupported header (MSH-9/10/11/12): stored as `error`, AR/CR.
+    Reject(AckError),
+}
+
+/// The outcome of [`ChannelPipeline::process`].
+pub struct Processed {
+    pub verdict: Verdict,
+    /// The message after the transforms (the input itself when nothing changed it).
+    pub message: Message,
+    /// Destinations chosen (all of them unless a route step chose), in channel order.
+    pub routes: Vec<Arc<str>>,
+}
+
+enum CompiledStep {
+    Required(Vec<String>),
+    Script { kind: StepKind, script: Script },
+}
+
+/// One channel's compiled rules and steps.
+pub struct ChannelPipeline {
+    channel: Arc<str>,
+    accept_versions: Vec<String>,
+    processing_ids: Vec<String>,
+    steps: Vec<CompiledStep>,
+    destinations: Vec<Arc<str>>,
+    scripts: ScriptEngine,
+}
+
+/// Compiles the script a channel file names, turning failures into located config errors.
+pub fn compile_script(
+    scripts: &ScriptEngine,
+    scripts_dir: &Path,
+    channel_file: &Path,
+    reference: &ScriptRef,
+) -> Result<Script, ConfigError> {
+    let path = scripts_dir.join(&reference.path);
+    if !path.is_file() {
+        return Err(ConfigError::new(
+            channel_file,
+            reference.line,
+            reference.col,
+            format!(
+                "script {:?} not found (looked for {})",
+                reference.path,
+                path.display()
+            ),
+        )
+        .with_hint(format!(
+            "script paths are relative to the scripts folder ({})",
+            scripts_dir.display()
+        )));
+    }
+    scripts
+        .compile_file(&path)
+        .map_err(|e| script_config_error(e, channel_file, reference))
+}
+
+fn script_config_error(
+    error: ScriptError,
+    channel_file: &Path,
+    reference: &ScriptRef,
+) -> ConfigError {
+    ConfigError::new(
+        Path::new(&error.script),
+        error.line.unwrap_or(0),
+        error.column.unwrap_or(0),
+        error.kind.to_string(),
+    )
+    .with_hint(format!(
+        "used by {}:{}",
+        channel_file.display(),
+        reference.line
+    ))
+}
+
+impl ChannelPipeline {
+    /// Compiles every script of the channel's own steps.
+    pub fn build(
+        config: &ChannelConfig,
+        scripts: &ScriptEngine,
+        scripts_dir: &Path,
+    ) -> Result<Self, ConfigError> {
+        let mut steps = Vec::with_capacity(config.steps.len());
+        for step in &config.steps {
+            steps.push(match step {
+                StepConfig::Required { paths } => CompiledStep::Required(paths.clone()),
+                StepConfig::Script { kind, script } => CompiledStep::Script {
+                    kind: *kind,
+                    script: compile_script(scripts, scripts_dir, &config.file, script)?,
+                },
+            });
+        }
+        Ok(Self {
+            channel: Arc::from(config.name.as_str()),
+            accept_versions: config.accept_versions.clone(),
+            processing_ids: config.processing_ids.clone(),
+            steps,
+            destinations: config
+                .destinations
+                .iter()
+                .map(|d| Arc::from(d.name.as_str()))
+                .collect(),
+            scripts: scripts.clone(),
+        })
+    }
+
+    pub fn destinations(&self) -> &[Arc<str>] {
+        &self.destinations
+    }
+
+    /// Runs the header checks and the steps. Never panics; a script failure is an `Invalid`
+    /// verdict naming the script, never a crash.
+    pub fn process(&self, message: Message) -> Processed {
+        let mut routes = self.destinations.clone();
+        if let Some(reject) = check_header(self, &message) {
+            return Processed {
+                verdict: Verdict::Reject(reject),
+                message,
+                routes: Vec::new(),
+            };
+        }
+        let mut run: Option<ScriptRun> = None;
+        let mut current = message;
+        for step in &self.steps {
+            match step {
+                CompiledStep::Required(paths) => {
+                    if let Some(run) = run.as_ref() {
+                        current = run.message();
+                    }
+                    if let Some(missing) = paths
+                        .iter()
+                        .find(|p| current.get(p).is_none_or(|v| v.trim().is_empty()))
+                    {
+                        return invalid(
+                            current,
+                            101,
+                            format!("{missing} missing"),
+                            location_of(missing),
+                        );
+                    }
+                }
+                CompiledStep::Script { kind, script } => {
+                    let state =
+                        run.get_or_insert_with(|| ScriptRun::new(current.clone(), &self.channel));
+                    let output = match self.scripts.run(script, state) {
+                        Ok(output) => output,
+                        Err(error) => {
+                            tracing::warn!(channel = %self.channel, script = script.name(), %error, "script failed; message stored as error");
+                            return invalid(
+                                state.message(),
+                                207,
+                                format!("script error: {error}"),
+                                None,
+                            );
+                        }
+                    };
+                    if let Some(reason) = output.rejected {
+                        return invalid(state.message(), 207, reason, None);
+                    }
+                    match kind {
+                        StepKind::Transform => {}
+                        StepKind::Validate => match validation(&output.value) {
+                            Ok(()) => {}
+                            Err(reason) => return invalid(state.message(), 102, reason, None),
+                        },
+                        StepKind::Filter => match output.value.as_bool() {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                return Processed {
+                                    verdict: Verdict::Filter,
+                                    message: state.message(),
+                                    routes: Vec::new(),
+                                };
+                            }
+                            Err(kind) => {
+                                return invalid(
+                                    state.message(),
+                                    207,
+                                    format!(
+                                        "filter {} returned {kind}, not true/false",
+                                        script.name()
+                                    ),
+                                    None,
+                                );
+                            }
+                        },
+                        StepKind::Route => {
+                            let chosen = output.routes.or_else(|| names(&output.value));
+                            let Some(chosen) = chosen else {
+                                return invalid(
+                                    state.message(),
+                                    207,
+                                    format!(
+                                        "route {} chose no destinations (return an array or call route_to)",
+                                        script.name()
+                                    ),
+                                    None,
+                                );
+                            };
+                            if let Some(unknown) = chosen
+                                .iter()
+                                .find(|c| !self.destinations.iter().any(|d| **d == ***c))
+                            {
+                                return invalid(
+                                    state.message(),
+                                    207,
+                                    format!(
+                                        "route {} chose unknown destination {unknown:?}",
+                                        script.name()
+                                    ),
+                                    None,
+                                );
+                            }
+                            routes = self
+                                .destinations
+                                .iter()
+                                .filter(|d| chosen.iter().any(|c| **c == ***d))
+                                .cloned()
+                                .collect();
+                        }
+                    }
+                }
+            }
+        }
+        let message = match run {
+            Some(run) => run.message(),
+            None => current,
+        };
+        Processed {
+            verdict: Verdict::Accept,
+            message,
+            routes,
+        }
+    }
+}
+
+fn invalid(
+    message: Message,
+    code: u16,
+    text: String,
+    location: Option<ErrorLocation>,
+) -> Processed {
+    Processed {
+        verdict: Verdict::Invalid(AckError {
+            code,
+            text,
+            location,
+        }),
+        message,
+        routes: Vec::new(),
+    }
+}
+
+/// A validator's result: `true` passes; `false` or a string (the reason) fails.
+fn validation(value: &Dynamic) -> Result<(), String> {
+    if let Ok(ok) = value.as_bool() {
+        return if ok {
+            Ok(())
+        } else {
+            Err("validation failed".into())
+        };
+    }
+    if value.is_string() {
+        let reason = value.to_string();
+        return Err(if reason.is_empty() {
+            "validation failed".into()
+        } else {
+            reason
+        });
+    }
+    Err(format!(
+        "validator returned {}, not true/false/reason",
+        value.type_name()
+    ))
+}
+
+/// An array of destination names from a route step's value.
+fn names(value: &Dynamic) -> Option<Vec<String>> {
+    if value.is_string() {
+        return Some(vec![value.to_string()]);
+    }
+    let array = value.clone().try_cast::<rhai::Array>()?;
+    Some(array.iter().map(|v| v.to_string()).collect())
+}
+
+/// Header checks (MSH-9, MSH-10, MSH-11, MSH-12): `Some` is the reason to reject.
+fn check_header(pipeline: &ChannelPipeline, message: &Message) -> Option<AckError> {
+    let msh = |field: u32| {
+        Some(ErrorLocation {
+            segment: "MSH".into(),
+            sequence: 1,
+            field,
+        })
+    };
+    if message.message_type().is_none_or(|t| t.is_empty()) {
+        return Some(AckError {
+            code: 101,
+            text: "MSH-9 message type missing".into(),
+            location: msh(9),
+        });
+    }
+    if message.control_id().is_none_or(|c| c.is_empty()) {
+        return Some(AckError {
+            code: 101,
+            text: "MSH-10 control id missing".into(),
+            location: msh(10),
+        });
+    }
+    let version = message.version().unwrap_or_default();
+    if !pipeline.accept_versions.iter().any(|v| *v == version) {
+        return Some(AckError {
+            code: 203,
+            text: format!("unsupported HL7 version {:?}", version.as_ref()),
+            location: msh(12),
+        });
+    }
+    let processing = message.processing_id().unwrap_or_default();
+    if !pipeline.processing_ids.iter().any(|p| *p == processing) {
+        return Some(AckError {
+            code: 202,
+            text: format!("unsupported processing id {:?}", processing.as_ref()),
+            location: msh(11),
+        });
+    }
+    None
+}
+
+/// `PID-3.1` → PID, occurrence 1, field 3 (for ERR-2).
+fn location_of(path: &str) -> Option<ErrorLocation> {
+    let parsed: medway_hl7::Path = path.parse().ok()?;
+    Some(ErrorLocation {
+        segment: parsed.segment_name().to_string(),
+        sequence: parsed.occurrence,
+        field: parsed.field,
+    })
+}

@@ -1,0 +1,196 @@
+//! `submit`: parse, run the pipeline, commit, then build the reply.
+
+use super::{ChannelHandle, ChannelInner, Reply, ReplyOutcome, Verdict};
+use crate::clock::{hl7_now, now_micros};
+use crate::message::{Inbound, MessageStatus, NewDelivery, NewMessage};
+use bytes::Bytes;
+use medway_hl7::Message;
+use medway_hl7::ack::{self, AckError, AckMode, Outcome};
+
+/// The acknowledgement a verdict earns in each mode. Enhanced mode: the accept ACK says
+/// "committed" (CA) even for invalid content, whose error belongs to the application ACK.
+pub fn ack_outcome(verdict: &Verdict, mode: AckMode) -> Outcome {
+    match (verdict, mode) {
+        (Verdict::Accept | Verdict::Filter, _) => Outcome::Accept,
+        (Verdict::Invalid(e), AckMode::Original) => Outcome::Error(e.clone()),
+        (Verdict::Invalid(_), AckMode::Enhanced) => Outcome::Accept,
+        (Verdict::Reject(e), _) => Outcome::Reject(e.clone()),
+    }
+}
+
+impl ChannelHandle {
+    /// Handles one inbound message end to end and returns the reply to send. Never panics on
+    /// input; every outcome is stored before it is acknowledged, except when the store fails.
+    pub async fn submit(&self, inbound: Inbound) -> Reply {
+        let inner = self.current();
+        let received_at = now_micros();
+        let peer = inbound.peer.map(|p| p.to_string());
+        let original = match Message::parse(inbound.payload.clone()) {
+            Ok(message) => message,
+            Err(error) => return refuse_unparseable(&inner, inbound.payload, peer, error).await,
+        };
+        let processed = inner.pipeline.process(original.clone());
+        let control_id = original.control_id().map(|c| c.into_owned());
+        let message_type = match (original.message_type(), original.trigger_event()) {
+            (Some(t), Some(e)) => Some(format!("{t}^{e}")),
+            (Some(t), None) => Some(t.into_owned()),
+            _ => None,
+        };
+        let (status, error) = match &processed.verdict {
+            Verdict::Accept => (MessageStatus::Accepted, None),
+            Verdict::Filter => (MessageStatus::Filtered, None),
+            Verdict::Invalid(e) | Verdict::Reject(e) => {
+                (MessageStatus::Error, Some(e.text.clone()))
+            }
+        };
+        let encoded = processed.message.encode();
+        let transformed = (encoded != inbound.payload).then_some(encoded);
+        let (deliveries, wake) = if status == MessageStatus::Accepted {
+            let chosen: Vec<_> = inner
+                .destinations
+                .iter()
+                .filter(|d| processed.routes.contains(&d.name))
+                .collect();
+            (
+                chosen
+                    .iter()
+                    .map(|d| NewDelivery {
+                        destination: d.name.clone(),
+                        ordering_key: None,
+                    })
+                    .collect(),
+                chosen.iter().map(|d| d.wake.clone()).collect(),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let record = NewMessage {
+            channel: inner.name.clone(),
+            received_at,
+            control_id: control_id.clone(),
+            message_type,
+            status,
+            error,
+            patient_key: patient_key(&processed.message),
+            peer,
+            raw: inbound.payload,
+            transformed,
+            deliveries,
+        };
+        let committed = inner.writer.commit(record, wake).await;
+        let mode = ack::ack_mode(&original);
+        let (outcome, ack_outcome, message_id) = match committed {
+            Ok(id) => {
+                let outcome = match &processed.verdict {
+                    Verdict::Accept => ReplyOutcome::Accepted,
+                    Verdict::Filter => ReplyOutcome::Filtered,
+                    Verdict::Invalid(e) => ReplyOutcome::Invalid(e.text.clone()),
+                    Verdict::Reject(e) => ReplyOutcome::Rejected(e.text.clone()),
+                };
+                (outcome, ack_outcome(&processed.verdict, mode), Some(id))
+            }
+            Err(store_error) => {
+                tracing::error!(
+                    channel = %inner.name,
+                    control_id = control_id.as_deref().unwrap_or(""),
+                    error = %store_error,
+                    "message not stored; sending a negative acknowledgement"
+                );
+                let reason = "message not stored (store unavailable); resend later".to_string();
+                let e = AckError {
+                    code: 207,
+                    text: reason.clone(),
+                    location: None,
+                };
+                // Original mode: AR ("resend"); enhanced: CE (commit error).
+                let ack = match mode {
+                    AckMode::Original => Outcome::Reject(e),
+                    AckMode::Enhanced => Outcome::Error(e),
+                };
+                (ReplyOutcome::Unavailable(reason), ack, None)
+            }
+        };
+        tracing::debug!(
+            channel = %inner.name,
+            control_id = control_id.as_deref().unwrap_or(""),
+            message_id,
+            outcome = outcome_word(&outcome),
+            "message handled"
+        );
+        let is_accept = matches!(ack_outcome, Outcome::Accept);
+        let ack = ack::accept_ack_requested(&original, is_accept).then(|| {
+            ack::build_ack(
+                &original,
+                &ack_outcome,
+                &inner.ack_ids.for_message(message_id),
+                &hl7_now(),
+            )
+        });
+        Reply {
+            outcome,
+            ack,
+            message_id,
+        }
+    }
+}
+
+/// Stores bytes that are not a parseable HL7 message as `error` and answers AR.
+async fn refuse_unparseable(
+    inner: &ChannelInner,
+    raw: Bytes,
+    peer: Option<String>,
+    error: medway_hl7::ParseError,
+) -> Reply {
+    let reason = format!("not a parseable HL7 v2 message: {error}");
+    tracing::warn!(channel = %inner.name, peer = peer.as_deref().unwrap_or(""), %error, "unparseable message refused");
+    let record = NewMessage {
+        channel: inner.name.clone(),
+        received_at: now_micros(),
+        control_id: None,
+        message_type: None,
+        status: MessageStatus::Error,
+        error: Some(reason.clone()),
+        patient_key: None,
+        peer,
+        raw: raw.clone(),
+        transformed: None,
+        deliveries: Vec::new(),
+    };
+    let message_id = inner.writer.commit(record, Vec::new()).await.ok();
+    let ack_error = AckError {
+        code: 100,
+        text: reason.clone(),
+        location: None,
+    };
+    let ack = ack::build_nak_for_unparseable(
+        &raw,
+        &ack_error,
+        &inner.ack_ids.for_message(message_id),
+        &hl7_now(),
+    );
+    Reply {
+        outcome: ReplyOutcome::Rejected(reason),
+        ack: Some(ack),
+        message_id,
+    }
+}
+
+fn outcome_word(outcome: &ReplyOutcome) -> &'static str {
+    match outcome {
+        ReplyOutcome::Accepted => "accepted",
+        ReplyOutcome::Filtered => "filtered",
+        ReplyOutcome::Invalid(_) => "invalid",
+        ReplyOutcome::Rejected(_) => "rejected",
+        ReplyOutcome::Unavailable(_) => "unavailable",
+    }
+}
+
+/// The patient key: PID-3.1 with its assigning authority PID-3.4 (never a name or a bed).
+fn patient_key(message: &Message) -> Option<String> {
+    let id = message.get("PID-3.1")?;
+    if id.is_empty() {
+        return None;
+    }
+    let authority = message.get("PID-3.4.1").unwrap_or_default();
+    Some(format!("{id}^{authority}"))
+}
