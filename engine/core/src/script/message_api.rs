@@ -28,8 +28,15 @@ use super::segment_edit::{
 pub(crate) type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
 /// A script's handle on one message; clones share the message.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MessageHandle(Arc<RwLock<Message>>);
+
+/// Shows the header only: a message body never reaches a log through `{:?}`.
+impl std::fmt::Debug for MessageHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.summary())
+    }
+}
 
 impl MessageHandle {
     /// Wraps a message.
@@ -49,6 +56,19 @@ impl MessageHandle {
             Ok(mut guard) => f(&mut guard),
             Err(poisoned) => f(&mut poisoned.into_inner()),
         }
+    }
+
+    /// `Message(ORU^R01 VS000123, 13 segments)`: type, trigger, control id, size — no content.
+    pub fn summary(&self) -> String {
+        self.read(|m| {
+            format!(
+                "Message({}^{} {}, {} segments)",
+                m.message_type().unwrap_or_default(),
+                m.trigger_event().unwrap_or_default(),
+                m.control_id().unwrap_or_default(),
+                m.segment_count()
+            )
+        })
     }
 
     /// A copy of the current message (cheap: the bytes are reference-counted).
@@ -287,17 +307,7 @@ pub(crate) fn register(engine: &mut Engine) {
 
     // Whole message.
     engine.register_fn("to_string", message_text);
-    engine.register_fn("to_debug", |m: &mut MessageHandle| {
-        m.read(|m| {
-            format!(
-                "Message({}^{} {}, {} segments)",
-                m.message_type().unwrap_or_default(),
-                m.trigger_event().unwrap_or_default(),
-                m.control_id().unwrap_or_default(),
-                m.segment_count()
-            )
-        })
-    });
+    engine.register_fn("to_debug", |m: &mut MessageHandle| m.summary());
     engine.register_fn("to_json", |m: &mut MessageHandle| {
         m.read(|m| serde_json::to_string(&m.to_nested()).unwrap_or_default())
     });

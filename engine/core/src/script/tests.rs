@@ -120,3 +120,12 @@ fn header_properties() {
         "[\"ORU\", \"R01\", \"VS000123\", \"2.5.1\", \"P\"]"
     );
 }
+
+#[test]
+fn debug_output_never_shows_the_body() {
+    let message = medway_hl7::Message::parse(bytes::Bytes::from_static(SAMPLE.as_bytes())).unwrap();
+    let run = ScriptRun::new(message, "test");
+    let shown = format!("{run:?}");
+    assert!(!shown.contains("MRN12345"), "{shown}");
+    assert!(shown.contains("ORU^R01 VS000123"), "{shown}");
+}
