@@ -1,11 +1,14 @@
 //! The command line: one module per subcommand.
 
+mod check;
 mod inspect;
 mod load;
 mod messages;
 mod run;
 mod send;
 mod systemd;
+mod test_channel;
+mod watch;
 pub mod telemetry;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +43,10 @@ pub enum Command {
     /// List and show stored messages.
     #[command(subcommand)]
     Messages(messages::MessagesCommand),
+    /// Validate settings, channel files, scripts and maps; list every problem (exit 1 if any).
+    Check(check::CheckArgs),
+    /// Run the [[test]] cases of channel files (no sockets, no store).
+    TestChannel(test_channel::TestChannelArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,5 +64,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Send(args) => send::send(args).await,
         Command::Hl7(Hl7Command::Inspect(args)) => inspect::inspect(args),
         Command::Messages(command) => messages::messages(load_config()?, command).await,
+        Command::Check(args) => check::check(
+            EngineConfig::load(cli.config.as_deref()),
+            args,
+        ),
+        Command::TestChannel(args) => test_channel::test_channel(load_config()?, args),
     }
 }

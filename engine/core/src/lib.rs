@@ -12,6 +12,7 @@
 //! [`connector::ConnectorFactory`]. It never logs a message body.
 
 pub mod channel;
+pub mod channel_tests;
 pub mod clock;
 pub mod config;
 pub mod connector;
