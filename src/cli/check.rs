@@ -17,7 +17,10 @@ pub struct CheckArgs {
 /// The salt used where no install secret is needed (checks and channel tests).
 pub const TEST_SALT: &str = "medway-test-salt";
 
-pub fn check(config: Result<EngineConfig, ConfigError>, args: CheckArgs) -> anyhow::Result<ExitCode> {
+pub fn check(
+    config: Result<EngineConfig, ConfigError>,
+    args: CheckArgs,
+) -> anyhow::Result<ExitCode> {
     let mut problems: Vec<ConfigError> = Vec::new();
     let mut config = match config {
         Ok(config) => config,

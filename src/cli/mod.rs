@@ -7,9 +7,9 @@ mod messages;
 mod run;
 mod send;
 mod systemd;
+pub mod telemetry;
 mod test_channel;
 mod watch;
-pub mod telemetry;
 
 use clap::{Parser, Subcommand};
 use medway_engine::config::EngineConfig;
@@ -64,10 +64,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Send(args) => send::send(args).await,
         Command::Hl7(Hl7Command::Inspect(args)) => inspect::inspect(args),
         Command::Messages(command) => messages::messages(load_config()?, command).await,
-        Command::Check(args) => check::check(
-            EngineConfig::load(cli.config.as_deref()),
-            args,
-        ),
+        Command::Check(args) => check::check(EngineConfig::load(cli.config.as_deref()), args),
         Command::TestChannel(args) => test_channel::test_channel(load_config()?, args),
     }
 }

@@ -42,25 +42,36 @@ pub async fn run(mut config: EngineConfig, args: RunArgs) -> anyhow::Result<Exit
         Ok(channels) => channels,
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!("medway: {} problem(s) in the channel files; not starting", errors.0.len());
+            eprintln!(
+                "medway: {} problem(s) in the channel files; not starting",
+                errors.0.len()
+            );
             return Ok(ExitCode::from(2));
         }
     };
     let shutdown = CancellationToken::new();
-    let mut engine = match RunningEngine::start(&config, channels, &Registry, shutdown.clone()).await {
-        Ok(engine) => engine,
-        Err(medway_engine::engine::EngineError::Config(errors)) => {
-            eprintln!("{errors}");
-            eprintln!("medway: {} problem(s) in the channel set; not starting", errors.0.len());
-            return Ok(ExitCode::from(2));
-        }
-        Err(e) => return Err(e).context("cannot start the engine"),
-    };
+    let mut engine =
+        match RunningEngine::start(&config, channels, &Registry, shutdown.clone()).await {
+            Ok(engine) => engine,
+            Err(medway_engine::engine::EngineError::Config(errors)) => {
+                eprintln!("{errors}");
+                eprintln!(
+                    "medway: {} problem(s) in the channel set; not starting",
+                    errors.0.len()
+                );
+                return Ok(ExitCode::from(2));
+            }
+            Err(e) => return Err(e).context("cannot start the engine"),
+        };
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let (_watch, mut changes) = if config.watch {
-        let folders = [config.channels.clone(), config.scripts.clone(), config.maps.clone()];
+        let folders = [
+            config.channels.clone(),
+            config.scripts.clone(),
+            config.maps.clone(),
+        ];
         match watch::watch(&folders) {
             Ok((watch, changes)) => (Some(watch), Some(changes)),
             Err(error) => {

@@ -45,7 +45,7 @@ pub fn test_channel(mut config: EngineConfig, args: TestChannelArgs) -> anyhow::
             || args
                 .channels
                 .iter()
-                .any(|a| a == name || PathBuf::from(a) == file)
+                .any(|a| a == name || std::path::Path::new(a) == file)
     };
     channels.retain(|c| wanted(&c.name, &c.file));
     if channels.is_empty() {
@@ -79,7 +79,10 @@ pub fn test_channel(mut config: EngineConfig, args: TestChannelArgs) -> anyhow::
                 }
             } else {
                 failed += 1;
-                println!("FAIL {}: {} ({})", report.channel, report.name, report.location);
+                println!(
+                    "FAIL {}: {} ({})",
+                    report.channel, report.name, report.location
+                );
                 for failure in &report.failures {
                     println!("  {failure}");
                 }

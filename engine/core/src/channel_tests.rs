@@ -50,10 +50,17 @@ fn run_one(channel: &BuiltChannel, test: &ChannelTest) -> Vec<String> {
         Ok(m) => m,
         Err(e) => {
             // An unparseable input is stored as error and answered AR.
-            compare(&mut failures, "status", test.expect.map(Expectation::as_str), "error");
+            compare(
+                &mut failures,
+                "status",
+                test.expect.map(Expectation::as_str),
+                "error",
+            );
             compare(&mut failures, "ack", test.ack.as_deref(), "AR");
             if failures.is_empty() && (!test.values.is_empty() || !test.outputs.is_empty()) {
-                failures.push(format!("the input does not parse ({e}), so no values or outputs"));
+                failures.push(format!(
+                    "the input does not parse ({e}), so no values or outputs"
+                ));
             }
             return failures;
         }
@@ -69,7 +76,12 @@ fn run_one(channel: &BuiltChannel, test: &ChannelTest) -> Vec<String> {
     {
         failures.push(format!("the message was refused: {}", e.text));
     }
-    compare(&mut failures, "status", test.expect.map(Expectation::as_str), status);
+    compare(
+        &mut failures,
+        "status",
+        test.expect.map(Expectation::as_str),
+        status,
+    );
     let outcome = ack_outcome(&processed.verdict, ack::ack_mode(&original));
     let code = if ack::accept_ack_requested(&original, matches!(outcome, Outcome::Accept)) {
         let bytes = ack::build_ack(&original, &outcome, "TEST", "20000101000000");
@@ -100,18 +112,26 @@ fn run_one(channel: &BuiltChannel, test: &ChannelTest) -> Vec<String> {
     }
     let sent = processed.message.encode();
     for (destination, expected) in &test.outputs {
-        let Some(built) = channel.destinations.iter().find(|d| d.config.name == *destination) else {
+        let Some(built) = channel
+            .destinations
+            .iter()
+            .find(|d| d.config.name == *destination)
+        else {
             failures.push(format!("unknown destination {destination:?}"));
             continue;
         };
         if !routes.contains(destination) {
-            failures.push(format!("output {destination}: the message is not routed there"));
+            failures.push(format!(
+                "output {destination}: the message is not routed there"
+            ));
             continue;
         }
         let expected = match expected.load() {
             Ok(bytes) => bytes,
             Err(e) => {
-                failures.push(format!("output {destination}: cannot read the expected output: {e}"));
+                failures.push(format!(
+                    "output {destination}: cannot read the expected output: {e}"
+                ));
                 continue;
             }
         };
@@ -127,7 +147,10 @@ fn run_one(channel: &BuiltChannel, test: &ChannelTest) -> Vec<String> {
             }
         };
         if trim_end(&actual) != trim_end(&expected) {
-            failures.push(format!("output {destination} differs:\n{}", segment_diff(&expected, &actual)));
+            failures.push(format!(
+                "output {destination} differs:\n{}",
+                segment_diff(&expected, &actual)
+            ));
         }
     }
     failures
@@ -137,7 +160,9 @@ fn compare(failures: &mut Vec<String>, what: &str, expected: Option<&str>, actua
     if let Some(expected) = expected
         && expected != actual
     {
-        failures.push(format!("{what}\n    expected: {expected}\n    actual:   {actual}"));
+        failures.push(format!(
+            "{what}\n    expected: {expected}\n    actual:   {actual}"
+        ));
     }
 }
 

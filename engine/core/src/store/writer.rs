@@ -14,6 +14,8 @@ use std::sync::Arc;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+// Messages are the common request; boxing them would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 enum WriteRequest {
     Message {
         message: NewMessage,

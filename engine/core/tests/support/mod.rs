@@ -4,6 +4,7 @@ use medway_engine::store::{self, Store};
 use sqlx::Connection;
 use std::sync::Arc;
 
+#[allow(dead_code)] // `url` is for tests that open a second store on the same database.
 pub struct Backend {
     pub store: Arc<dyn Store>,
     pub url: String,
