@@ -62,6 +62,9 @@ pub enum Retry {
 pub struct DeliveryError {
     pub retry: Retry,
     pub reason: String,
+    /// The peer asked to wait at least this long (HTTP `Retry-After`); the backoff never
+    /// retries sooner.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl DeliveryError {
@@ -69,6 +72,7 @@ impl DeliveryError {
         Self {
             retry: Retry::Later,
             reason: reason.into(),
+            retry_after: None,
         }
     }
 
@@ -76,7 +80,14 @@ impl DeliveryError {
         Self {
             retry: Retry::Never,
             reason: reason.into(),
+            retry_after: None,
         }
+    }
+
+    /// Retry no sooner than `wait` from now.
+    pub fn after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
     }
 }
 

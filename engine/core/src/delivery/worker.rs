@@ -187,7 +187,20 @@ impl DeliveryWorker {
                 Ok(response) => AttemptResult::Sent {
                     summary: response.summary,
                 },
-                Err(error) => self.failure(error.retry, error.reason, attempt),
+                Err(error) => {
+                    let mut result = self.failure(error.retry, error.reason, attempt);
+                    if let (
+                        AttemptResult::Retry {
+                            next_attempt_at, ..
+                        },
+                        Some(wait),
+                    ) = (&mut result, error.retry_after)
+                    {
+                        *next_attempt_at =
+                            (*next_attempt_at).max(now_micros() + wait.as_micros() as i64);
+                    }
+                    result
+                }
             },
         }
     }
