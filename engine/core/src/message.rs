@@ -146,4 +146,6 @@ pub struct Delivery {
     /// The bytes to deliver (transformed form if any, else raw).
     pub payload: Bytes,
     pub received_at: i64,
+    /// Deliveries with the same key are sent in order (see `ClaimOrder::ByKey`).
+    pub ordering_key: Option<String>,
 }

@@ -6,10 +6,18 @@ mod support;
 
 use bytes::Bytes;
 use medway_engine::message::{DeliveryStatus, MessageStatus, NewDelivery, NewMessage};
-use medway_engine::store::{AttemptResult, DeliveryOutcome, MessageFilter, Store, StoreWriter};
+use medway_engine::store::{
+    AttemptResult, ClaimOrder, DeliveryOutcome, MessageFilter, Store, StoreWriter,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use support::Backend;
+
+fn keyed(channel: &str, control_id: &str, key: &str) -> NewMessage {
+    let mut m = message(channel, control_id, &["d1"]);
+    m.deliveries[0].ordering_key = Some(key.to_string());
+    m
+}
 
 fn message(channel: &str, control_id: &str, destinations: &[&str]) -> NewMessage {
     NewMessage {
@@ -82,7 +90,10 @@ async fn claims_fifo_with_leases(store: Arc<dyn Store>) {
         .map(|i| message("c1", &format!("F{i}"), &["d1"]))
         .collect();
     store.write_batch(&batch, &[]).await.unwrap();
-    let claim = store.claim("c1", "d1", "node-a", LEASE, 3).await.unwrap();
+    let claim = store
+        .claim("c1", "d1", "node-a", LEASE, 3, ClaimOrder::Fifo)
+        .await
+        .unwrap();
     let got: Vec<&str> = claim
         .deliveries
         .iter()
@@ -92,12 +103,15 @@ async fn claims_fifo_with_leases(store: Arc<dyn Store>) {
     assert_eq!(claim.deliveries[0].attempts, 0);
     assert!(claim.deliveries[0].payload.starts_with(b"MSH|"));
     // The head is leased by node-a: another node may not pass it.
-    let other = store.claim("c1", "d1", "node-b", LEASE, 10).await.unwrap();
+    let other = store
+        .claim("c1", "d1", "node-b", LEASE, 10, ClaimOrder::Fifo)
+        .await
+        .unwrap();
     assert!(other.deliveries.is_empty());
     // Other destinations are independent.
     assert!(
         store
-            .claim("c1", "d2", "node-b", LEASE, 10)
+            .claim("c1", "d2", "node-b", LEASE, 10, ClaimOrder::Fifo)
             .await
             .unwrap()
             .deliveries
@@ -106,13 +120,16 @@ async fn claims_fifo_with_leases(store: Arc<dyn Store>) {
     // Releasing gives them back, in order.
     let ids: Vec<i64> = claim.deliveries.iter().map(|d| d.id).collect();
     store.release(&ids).await.unwrap();
-    let again = store.claim("c1", "d1", "node-b", LEASE, 10).await.unwrap();
+    let again = store
+        .claim("c1", "d1", "node-b", LEASE, 10, ClaimOrder::Fifo)
+        .await
+        .unwrap();
     assert_eq!(again.deliveries.len(), 5);
     assert_eq!(again.deliveries[0].id, ids[0]);
     store.release_leases("node-b").await.unwrap();
     assert_eq!(
         store
-            .claim("c1", "d1", "node-a", LEASE, 10)
+            .claim("c1", "d1", "node-a", LEASE, 10, ClaimOrder::Fifo)
             .await
             .unwrap()
             .deliveries
@@ -129,7 +146,10 @@ async fn outcomes_move_deliveries(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
-    let claim = store.claim("c1", "d1", "n", LEASE, 10).await.unwrap();
+    let claim = store
+        .claim("c1", "d1", "n", LEASE, 10, ClaimOrder::Fifo)
+        .await
+        .unwrap();
     let (first, second) = (claim.deliveries[0].id, claim.deliveries[1].id);
     let later = medway_engine::clock::now_micros() + 3_600_000_000;
     store
@@ -161,7 +181,10 @@ async fn outcomes_move_deliveries(store: Arc<dyn Store>) {
     assert_eq!(views[1].attempts, 1);
     assert_eq!(views[1].last_error.as_deref(), Some("peer down"));
     // The retrying head is not due: nothing is claimed and the due time is reported.
-    let claim = store.claim("c1", "d1", "n", LEASE, 10).await.unwrap();
+    let claim = store
+        .claim("c1", "d1", "n", LEASE, 10, ClaimOrder::Fifo)
+        .await
+        .unwrap();
     assert!(claim.deliveries.is_empty());
     assert_eq!(claim.next_due, Some(later));
     // Errored deliveries leave the queue for good.
@@ -181,7 +204,10 @@ async fn outcomes_move_deliveries(store: Arc<dyn Store>) {
     let views = store.deliveries_of(&ids).await.unwrap();
     assert_eq!(views[1].status, DeliveryStatus::Errored);
     assert_eq!(views[1].attempts, 2);
-    let claim = store.claim("c1", "d1", "n", LEASE, 10).await.unwrap();
+    let claim = store
+        .claim("c1", "d1", "n", LEASE, 10, ClaimOrder::Fifo)
+        .await
+        .unwrap();
     assert!(claim.deliveries.is_empty() && claim.next_due.is_none());
     let counts = store.queue_counts().await.unwrap();
     let count = |s: DeliveryStatus| {
@@ -224,7 +250,7 @@ async fn failed_batch_stores_nothing(store: Arc<dyn Store>) {
     assert!(found.is_empty(), "nothing half-stored: {found:?}");
     assert!(
         store
-            .claim("c1", "d1", "n", LEASE, 10)
+            .claim("c1", "d1", "n", LEASE, 10, ClaimOrder::Fifo)
             .await
             .unwrap()
             .deliveries
@@ -332,6 +358,59 @@ async fn writer_group_commits_concurrent_requests(store: Arc<dyn Store>) {
     assert_eq!(listed.len(), 200);
 }
 
+async fn ordering_keys_block_only_their_own_key(store: Arc<dyn Store>) {
+    let batch = vec![
+        keyed("k", "P1-a", "P1"),
+        keyed("k", "P2-a", "P2"),
+        keyed("k", "P1-b", "P1"),
+        keyed("k", "P2-b", "P2"),
+    ];
+    store.write_batch(&batch, &[]).await.unwrap();
+    let claim = store
+        .claim("k", "d1", "n", LEASE, 1, ClaimOrder::ByKey)
+        .await
+        .unwrap();
+    assert_eq!(claim.deliveries.len(), 1);
+    let p1a = claim.deliveries[0].clone();
+    assert_eq!(p1a.ordering_key.as_deref(), Some("P1"));
+    // P1's head fails and waits for its retry: P1-b must wait, P2 flows.
+    let later = medway_engine::clock::now_micros() + 3_600_000_000;
+    store
+        .write_batch(
+            &[],
+            &[outcome(
+                p1a.id,
+                1,
+                AttemptResult::Retry {
+                    reason: "down".into(),
+                    next_attempt_at: later,
+                },
+            )],
+        )
+        .await
+        .unwrap();
+    let claim = store
+        .claim("k", "d1", "n", LEASE, 10, ClaimOrder::ByKey)
+        .await
+        .unwrap();
+    let got: Vec<&str> = claim
+        .deliveries
+        .iter()
+        .map(|d| d.control_id.as_deref().unwrap())
+        .collect();
+    assert_eq!(got, vec!["P2-a", "P2-b"]);
+    assert_eq!(claim.next_due, Some(later));
+    // Strict FIFO on the same queue would have stopped at P1-a.
+    let ids: Vec<i64> = claim.deliveries.iter().map(|d| d.id).collect();
+    store.release(&ids).await.unwrap();
+    let fifo = store
+        .claim("k", "d1", "n", LEASE, 10, ClaimOrder::Fifo)
+        .await
+        .unwrap();
+    assert!(fifo.deliveries.is_empty());
+    assert_eq!(fifo.next_due, Some(later));
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -363,4 +442,5 @@ contract!(
     failed_batch_stores_nothing,
     lists_with_filters,
     writer_group_commits_concurrent_requests,
+    ordering_keys_block_only_their_own_key,
 );

@@ -27,6 +27,8 @@ use tokio::sync::Notify;
 pub struct DestinationSlot {
     pub name: Arc<str>,
     pub wake: Arc<Notify>,
+    /// HL7 path whose value orders this destination's deliveries (`PID-3.1`), if any.
+    pub ordering_key: Option<String>,
 }
 
 /// One deployed definition of a channel.

@@ -56,7 +56,9 @@ impl ChannelHandle {
                     .iter()
                     .map(|d| NewDelivery {
                         destination: d.name.clone(),
-                        ordering_key: None,
+                        ordering_key: d.ordering_key.as_deref().map(|path| {
+                            processed.message.get(path).unwrap_or_default().into_owned()
+                        }),
                     })
                     .collect(),
                 chosen.iter().map(|d| d.wake.clone()).collect(),

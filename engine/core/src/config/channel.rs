@@ -115,6 +115,13 @@ pub struct DestinationConfig {
     pub spec: ConnectorSpec,
     pub retry: RetryPolicy,
     pub steps: DestinationSteps,
+    /// An HL7 path (e.g. `PID-3.1`): deliveries with the same value are sent in order, and a
+    /// waiting one holds back only its own key. Without it the destination is strictly FIFO.
+    pub ordering_key: Option<String>,
+    /// How many keys (or, with `ordered = false`, deliveries) are sent at the same time.
+    pub max_in_flight: u32,
+    /// `false` drops ordering altogether (only with no `ordering_key`).
+    pub ordered: bool,
 }
 
 /// How a destination retries: exponential backoff with jitter, up to an attempt limit.
@@ -128,6 +135,8 @@ pub struct RetryPolicy {
     pub jitter: f64,
     /// After this many failed attempts the delivery is `errored`.
     pub max_attempts: u32,
+    /// A delivery whose message is older than this is `errored` at its next failure.
+    pub max_age_secs: Option<u64>,
 }
 
 impl Default for RetryPolicy {
@@ -138,6 +147,7 @@ impl Default for RetryPolicy {
             max_delay_ms: 300_000,
             jitter: 0.2,
             max_attempts: 20,
+            max_age_secs: None,
         }
     }
 }
@@ -276,11 +286,47 @@ pub fn parse_channel(file: &Path, text: &str) -> Result<ChannelConfig, ConfigErr
             Some(value) => RetryPolicy::deserialize(value)
                 .map_err(|e| spec.locate(SettingsError::from_serde(&e)))?,
         };
+        let ordering_key = match spec.settings.remove("ordering_key") {
+            None => None,
+            Some(toml::Value::String(path)) if super::looks_like_path(&path) => Some(path),
+            Some(_) => {
+                return Err(spec.locate(
+                    SettingsError::new("`ordering_key` must be an HL7 path such as \"PID-3.1\"")
+                        .key("ordering_key"),
+                ));
+            }
+        };
+        let max_in_flight = match spec.settings.remove("max_in_flight") {
+            None => 1,
+            Some(toml::Value::Integer(n)) if (1..=1024).contains(&n) => n as u32,
+            Some(_) => {
+                return Err(spec.locate(
+                    SettingsError::new("`max_in_flight` must be a number from 1 to 1024")
+                        .key("max_in_flight"),
+                ));
+            }
+        };
+        let ordered = match spec.settings.remove("ordered") {
+            None => true,
+            Some(toml::Value::Boolean(b)) => b,
+            Some(_) => {
+                return Err(spec
+                    .locate(SettingsError::new("`ordered` must be true or false").key("ordered")));
+            }
+        };
+        if !ordered && ordering_key.is_some() {
+            return Err(spec.locate(
+                SettingsError::new("`ordered = false` contradicts `ordering_key`").key("ordered"),
+            ));
+        }
         destinations.push(DestinationConfig {
             name,
             spec,
             retry,
             steps,
+            ordering_key,
+            max_in_flight,
+            ordered,
         });
     }
 

@@ -34,6 +34,7 @@ mod tests {
             max_delay_ms: 1_000,
             jitter,
             max_attempts: 3,
+            max_age_secs: None,
         }
     }
 

@@ -5,7 +5,9 @@ use super::scripts::{DestinationScripts, Prepared, ResponseDecision};
 use crate::clock::now_micros;
 use crate::config::RetryPolicy;
 use crate::connector::{Destination, Retry};
-use crate::store::{AttemptResult, DeliveryOutcome, Store, WriterHandle};
+use crate::message::Delivery;
+use crate::store::{AttemptResult, ClaimOrder, DeliveryOutcome, Store, WriterHandle};
+use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -47,6 +49,9 @@ pub struct DeliveryWorker {
     pub destination: Arc<dyn Destination>,
     pub scripts: Arc<DestinationScripts>,
     pub retry: RetryPolicy,
+    pub order: ClaimOrder,
+    /// Groups (ordering keys, or single deliveries when unordered) sent at the same time.
+    pub max_in_flight: usize,
     pub store: Arc<dyn Store>,
     pub writer: WriterHandle,
     pub wake: Arc<Notify>,
@@ -71,6 +76,7 @@ impl DeliveryWorker {
                     &self.settings.owner,
                     self.settings.lease,
                     self.settings.batch,
+                    self.order,
                 )
                 .await
             {
@@ -97,33 +103,17 @@ impl DeliveryWorker {
                 self.pause(wait, &shutdown).await;
                 continue;
             }
-            let mut outcomes = Vec::with_capacity(claim.deliveries.len());
+            let groups = group(claim.deliveries, self.order);
+            let results: Vec<(Vec<DeliveryOutcome>, Vec<i64>)> = futures::stream::iter(groups)
+                .map(|group| self.send_group(group, &shutdown))
+                .buffer_unordered(self.max_in_flight.max(1))
+                .collect()
+                .await;
+            let mut outcomes = Vec::new();
             let mut unsent = Vec::new();
-            let mut stop = false;
-            for delivery in claim.deliveries {
-                if stop || shutdown.is_cancelled() {
-                    unsent.push(delivery.id);
-                    continue;
-                }
-                let attempt = delivery.attempts + 1;
-                let started_at = now_micros();
-                let clock = Instant::now();
-                let result = self.attempt(delivery.clone(), attempt).await;
-                let duration_us = clock.elapsed().as_micros() as i64;
-                if !matches!(result, AttemptResult::Sent { .. }) {
-                    tracing::warn!(channel = %self.channel, destination = %self.name,
-                        delivery_id = delivery.id, control_id = delivery.control_id.as_deref().unwrap_or(""),
-                        attempt, outcome = ?result, "delivery attempt failed");
-                    // FIFO: nothing behind a failed delivery goes before it.
-                    stop = true;
-                }
-                outcomes.push(DeliveryOutcome {
-                    delivery_id: delivery.id,
-                    attempt,
-                    started_at,
-                    duration_us,
-                    result,
-                });
+            for (mut done, mut not_sent) in results {
+                outcomes.append(&mut done);
+                unsent.append(&mut not_sent);
             }
             if outcomes
                 .iter()
@@ -155,8 +145,55 @@ impl DeliveryWorker {
         }
     }
 
+    /// Sends one group in order; after a failure the rest of the group waits (its order holds).
+    async fn send_group(
+        &self,
+        group: Vec<Delivery>,
+        shutdown: &CancellationToken,
+    ) -> (Vec<DeliveryOutcome>, Vec<i64>) {
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut unsent = Vec::new();
+        let mut stop = false;
+        for delivery in group {
+            if stop || shutdown.is_cancelled() {
+                unsent.push(delivery.id);
+                continue;
+            }
+            let attempt = delivery.attempts + 1;
+            let started_at = now_micros();
+            let clock = Instant::now();
+            let (id, received_at) = (delivery.id, delivery.received_at);
+            let control_id = delivery.control_id.clone();
+            let mut result = self.attempt(delivery, attempt).await;
+            if let AttemptResult::Retry { reason, .. } = &result
+                && self
+                    .retry
+                    .max_age_secs
+                    .is_some_and(|age| now_micros() - received_at > age as i64 * 1_000_000)
+            {
+                result = AttemptResult::Errored {
+                    reason: format!("{reason} (gave up: older than the retry max age)"),
+                };
+            }
+            if !matches!(result, AttemptResult::Sent { .. }) {
+                tracing::warn!(channel = %self.channel, destination = %self.name,
+                    delivery_id = id, control_id = control_id.as_deref().unwrap_or(""),
+                    attempt, outcome = ?result, "delivery attempt failed");
+                stop = true;
+            }
+            outcomes.push(DeliveryOutcome {
+                delivery_id: id,
+                attempt,
+                started_at,
+                duration_us: clock.elapsed().as_micros() as i64,
+                result,
+            });
+        }
+        (outcomes, unsent)
+    }
+
     /// One attempt: destination scripts, the send itself (under a timeout), the response script.
-    async fn attempt(&self, mut delivery: crate::message::Delivery, attempt: u32) -> AttemptResult {
+    async fn attempt(&self, mut delivery: Delivery, attempt: u32) -> AttemptResult {
         match self.scripts.prepare(&delivery.payload) {
             Err(reason) => return AttemptResult::Errored { reason },
             Ok(Prepared::Skip(note)) => return AttemptResult::Sent { summary: note },
@@ -226,6 +263,27 @@ impl DeliveryWorker {
             _ = self.wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.cancelled() => {}
+        }
+    }
+}
+
+/// Splits a claimed batch (in id order) into groups that must each be sent in order.
+fn group(deliveries: Vec<Delivery>, order: ClaimOrder) -> Vec<Vec<Delivery>> {
+    match order {
+        ClaimOrder::Fifo => vec![deliveries],
+        ClaimOrder::Unordered => deliveries.into_iter().map(|d| vec![d]).collect(),
+        ClaimOrder::ByKey => {
+            let mut groups: Vec<(Option<String>, Vec<Delivery>)> = Vec::new();
+            for delivery in deliveries {
+                match groups
+                    .iter_mut()
+                    .find(|(key, _)| *key == delivery.ordering_key)
+                {
+                    Some((_, group)) => group.push(delivery),
+                    None => groups.push((delivery.ordering_key.clone(), vec![delivery])),
+                }
+            }
+            groups.into_iter().map(|(_, group)| group).collect()
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::channel::{AckIds, ChannelHandle, ChannelInner, ChannelPipeline, Desti
 use crate::config::{ChannelConfig, ConfigErrors, ConnectorSpec, EngineConfig, load_channel_dir};
 use crate::connector::{ConnectorFactory, Source, SourceContext};
 use crate::delivery::{DeliveryWorker, WorkerSettings};
-use crate::store::{self, Store, StoreError, StoreWriter, WriterHandle};
+use crate::store::{self, ClaimOrder, Store, StoreError, StoreWriter, WriterHandle};
 use build::{
     BuiltChannel, BuiltDestination, ScriptSetup, build_channels, load_or_create_salt, same_source,
 };
@@ -176,6 +176,7 @@ impl RunningEngine {
             slots.push(DestinationSlot {
                 name: name.clone(),
                 wake: wake.clone(),
+                ordering_key: dest.config.ordering_key.clone(),
             });
             workers.push(DeliveryWorker {
                 channel: Arc::from(config.name.as_str()),
@@ -183,6 +184,12 @@ impl RunningEngine {
                 destination: dest.destination.clone(),
                 scripts: dest.scripts.clone(),
                 retry: dest.config.retry.clone(),
+                order: match (&dest.config.ordering_key, dest.config.ordered) {
+                    (Some(_), _) => ClaimOrder::ByKey,
+                    (None, true) => ClaimOrder::Fifo,
+                    (None, false) => ClaimOrder::Unordered,
+                },
+                max_in_flight: dest.config.max_in_flight as usize,
                 store: self.store.clone(),
                 writer: writer.clone(),
                 wake,

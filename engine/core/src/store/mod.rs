@@ -9,11 +9,13 @@
 //! delivery claims go straight to the backend. This module never decides routing or retries; it
 //! records what the channel runtime and the delivery workers decided.
 
+mod claim;
 mod migrations;
 mod postgres;
 mod sqlite;
 mod writer;
 
+pub use claim::ClaimOrder;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use writer::{StoreWriter, WriterHandle};
@@ -164,8 +166,8 @@ pub trait Store: Send + Sync + 'static {
         outcomes: &[DeliveryOutcome],
     ) -> Result<Vec<i64>, StoreError>;
 
-    /// Leases up to `limit` due deliveries of one destination, strictly oldest first: it stops at
-    /// the first delivery that is not yet due (FIFO), and reports when that one will be.
+    /// Leases up to `limit` due deliveries of one destination, oldest first under the ordering
+    /// rules of [`ClaimOrder`], and reports when the first waiting one becomes due.
     async fn claim(
         &self,
         channel: &str,
@@ -173,6 +175,7 @@ pub trait Store: Send + Sync + 'static {
         owner: &str,
         lease: Duration,
         limit: u32,
+        order: ClaimOrder,
     ) -> Result<Claim, StoreError>;
 
     /// Drops the leases on these deliveries (claimed but not attempted), keeping their order.

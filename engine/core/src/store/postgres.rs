@@ -5,6 +5,7 @@
 //! crashed node's work is picked up when its leases expire. Migrations take an advisory lock so
 //! nodes starting together do not race.
 
+use super::claim::{ClaimOrder, PendingRow, lookahead, select};
 use super::migrations;
 use super::{
     AttemptResult, Claim, DeliveryOutcome, DeliveryView, MessageDetail, MessageFilter,
@@ -194,33 +195,80 @@ impl Store for PostgresStore {
         owner: &str,
         lease: Duration,
         limit: u32,
+        order: ClaimOrder,
     ) -> Result<Claim, StoreError> {
-        let now = now_micros();
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "SELECT d.id, d.message_id, d.attempts, d.next_attempt_at, d.lease_until, \
-             m.control_id, m.message_type, m.received_at, \
-             COALESCE(m.transformed, m.raw) AS payload \
-             FROM deliveries d JOIN messages m ON m.id = d.message_id \
-             WHERE d.channel = $1 AND d.destination = $2 AND d.status IN ('queued', 'retrying') \
-             ORDER BY d.id LIMIT $3 FOR UPDATE OF d SKIP LOCKED",
+        // One claimer per destination at a time across all nodes; the others come back shortly.
+        // Without this, SKIP LOCKED would let a second node pass rows the first is leasing.
+        let locked: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7))")
+                .bind(format!("{channel}/{destination}"))
+                .fetch_one(&mut *tx)
+                .await?;
+        let now = now_micros();
+        if !locked {
+            return Ok(Claim {
+                deliveries: Vec::new(),
+                next_due: Some(now + 50_000),
+            });
+        }
+        let pending = sqlx::query(
+            "SELECT id, ordering_key, next_attempt_at, lease_owner, lease_until FROM deliveries \
+             WHERE channel = $1 AND destination = $2 AND status IN ('queued', 'retrying') \
+             ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED",
         )
         .bind(channel)
         .bind(destination)
-        .bind(i64::from(limit))
+        .bind(lookahead(limit, order))
         .fetch_all(&mut *tx)
         .await?;
-        let mut claim = Claim::default();
-        for row in &rows {
-            let lease_until: Option<i64> = row.try_get("lease_until")?;
-            if lease_until.is_some_and(|until| until > now) {
-                break;
-            }
-            let due: i64 = row.try_get("next_attempt_at")?;
-            if due > now {
-                claim.next_due = Some(due);
-                break;
-            }
+        let ids: Vec<i64> = pending
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        let keys: Vec<Option<String>> = pending
+            .iter()
+            .map(|r| r.try_get("ordering_key"))
+            .collect::<Result<_, _>>()?;
+        let rows = pending
+            .iter()
+            .zip(&keys)
+            .map(|(r, key)| {
+                let until: Option<i64> = r.try_get("lease_until")?;
+                Ok(PendingRow {
+                    ordering_key: key.as_deref(),
+                    next_attempt_at: r.try_get("next_attempt_at")?,
+                    leased: until.is_some_and(|u| u > now),
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let (picked, next_due) = select(&rows, order, now, limit as usize);
+        let mut claim = Claim {
+            deliveries: Vec::with_capacity(picked.len()),
+            next_due,
+        };
+        if picked.is_empty() {
+            tx.commit().await?;
+            return Ok(claim);
+        }
+        let wanted: Vec<i64> = picked.iter().map(|&i| ids[i]).collect();
+        sqlx::query("UPDATE deliveries SET lease_owner = $1, lease_until = $2 WHERE id = ANY($3)")
+            .bind(owner)
+            .bind(now + lease.as_micros() as i64)
+            .bind(&wanted)
+            .execute(&mut *tx)
+            .await?;
+        let full = sqlx::query(
+            "SELECT d.id, d.message_id, d.attempts, d.ordering_key, m.control_id, m.message_type, \
+             m.received_at, COALESCE(m.transformed, m.raw) AS payload \
+             FROM deliveries d JOIN messages m ON m.id = d.message_id \
+             WHERE d.id = ANY($1) ORDER BY d.id",
+        )
+        .bind(&wanted)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        for row in full {
             let payload: Vec<u8> = row.try_get("payload")?;
             claim.deliveries.push(Delivery {
                 id: row.try_get("id")?,
@@ -232,20 +280,9 @@ impl Store for PostgresStore {
                 message_type: row.try_get("message_type")?,
                 payload: payload.into(),
                 received_at: row.try_get("received_at")?,
+                ordering_key: row.try_get("ordering_key")?,
             });
         }
-        if !claim.deliveries.is_empty() {
-            let ids: Vec<i64> = claim.deliveries.iter().map(|d| d.id).collect();
-            sqlx::query(
-                "UPDATE deliveries SET lease_owner = $1, lease_until = $2 WHERE id = ANY($3)",
-            )
-            .bind(owner)
-            .bind(now + lease.as_micros() as i64)
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
         Ok(claim)
     }
 

@@ -10,6 +10,7 @@
 //! the recovery wanted. Keeping leases out of the file keeps the only writer the group commit:
 //! claims never take SQLite's write lock, so they never make a commit wait in the busy handler.
 
+use super::claim::{ClaimOrder, PendingRow, lookahead, select};
 use super::migrations;
 use super::{
     Claim, DeliveryOutcome, DeliveryView, MessageDetail, MessageFilter, MessageSummary, QueueCount,
@@ -235,39 +236,68 @@ impl Store for SqliteStore {
         owner: &str,
         lease: Duration,
         limit: u32,
+        order: ClaimOrder,
     ) -> Result<Claim, StoreError> {
         let _ = owner;
-        let rows = sqlx::query(
-            "SELECT d.id, d.message_id, d.attempts, d.next_attempt_at, \
-             m.control_id, m.message_type, m.received_at, \
-             COALESCE(m.transformed, m.raw) AS payload \
-             FROM deliveries d JOIN messages m ON m.id = d.message_id \
-             WHERE d.channel = ? AND d.destination = ? AND d.status IN ('queued', 'retrying') \
-             ORDER BY d.id LIMIT ?",
+        let lookahead = lookahead(limit, order);
+        let pending = sqlx::query(
+            "SELECT id, ordering_key, next_attempt_at FROM deliveries \
+             WHERE channel = ? AND destination = ? AND status IN ('queued', 'retrying') \
+             ORDER BY id LIMIT ?",
         )
         .bind(channel)
         .bind(destination)
-        .bind(i64::from(limit))
+        .bind(lookahead)
         .fetch_all(&self.work)
         .await?;
         let now = now_micros();
-        let until = now + lease.as_micros() as i64;
-        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
-        let mut claim = Claim::default();
-        for row in &rows {
-            let id: i64 = row.try_get("id")?;
-            if leases.get(&id).is_some_and(|&expiry| expiry > now) {
-                // Held by a live worker: FIFO forbids passing it.
-                break;
-            }
-            let due: i64 = row.try_get("next_attempt_at")?;
-            if due > now {
-                claim.next_due = Some(due);
-                break;
-            }
+        let ids: Vec<i64> = pending
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        let keys: Vec<Option<String>> = pending
+            .iter()
+            .map(|r| r.try_get("ordering_key"))
+            .collect::<Result<_, _>>()?;
+        let chosen = {
+            let leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+            let rows = pending
+                .iter()
+                .zip(&ids)
+                .zip(&keys)
+                .map(|((r, id), key)| {
+                    Ok(PendingRow {
+                        ordering_key: key.as_deref(),
+                        next_attempt_at: r.try_get("next_attempt_at")?,
+                        leased: leases.get(id).is_some_and(|&expiry| expiry > now),
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            select(&rows, order, now, limit as usize)
+        };
+        let (picked, next_due) = chosen;
+        let mut claim = Claim {
+            deliveries: Vec::with_capacity(picked.len()),
+            next_due,
+        };
+        if picked.is_empty() {
+            return Ok(claim);
+        }
+        let wanted: Vec<i64> = picked.iter().map(|&i| ids[i]).collect();
+        let marks = vec!["?"; wanted.len()].join(",");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT d.id, d.message_id, d.attempts, d.ordering_key, m.control_id, \
+             m.message_type, m.received_at, COALESCE(m.transformed, m.raw) AS payload \
+             FROM deliveries d JOIN messages m ON m.id = d.message_id \
+             WHERE d.id IN ({marks}) ORDER BY d.id"
+        )));
+        for id in &wanted {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&self.work).await? {
             let payload: Vec<u8> = row.try_get("payload")?;
             claim.deliveries.push(Delivery {
-                id,
+                id: row.try_get("id")?,
                 message_id: row.try_get("message_id")?,
                 channel: channel.to_string(),
                 destination: destination.to_string(),
@@ -276,8 +306,11 @@ impl Store for SqliteStore {
                 message_type: row.try_get("message_type")?,
                 payload: payload.into(),
                 received_at: row.try_get("received_at")?,
+                ordering_key: row.try_get("ordering_key")?,
             });
         }
+        let until = now + lease.as_micros() as i64;
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
         for d in &claim.deliveries {
             leases.insert(d.id, until);
         }
