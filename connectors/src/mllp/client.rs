@@ -30,9 +30,18 @@ pub struct MllpClient {
 
 impl MllpClient {
     pub async fn connect(address: &str, timeout: Duration) -> Result<Self, ClientError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+        Self::connect_with(address, timeout, timeout).await
+    }
+
+    /// Connects with separate connect and reply timeouts.
+    pub async fn connect_with(
+        address: &str,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(address))
             .await
-            .map_err(|_| ClientError::Timeout(timeout))?
+            .map_err(|_| ClientError::Timeout(connect_timeout))?
             .map_err(|source| ClientError::Connect {
                 address: address.to_string(),
                 source,
