@@ -1,13 +1,14 @@
 //! The one place that maps a channel file's `kind = "…"` to a connector.
 
 use crate::destinations::file::{FileSettings, FileWriter};
+use crate::destinations::http::{HttpSender, HttpSettings};
 use crate::sources::mllp::{MllpListener, MllpSourceSettings};
 use medway_engine::config::{ConfigError, ConnectorSpec, SettingsError, closest_kind};
 use medway_engine::connector::{ConnectorFactory, Destination, Source};
 use std::sync::Arc;
 
 pub const SOURCE_KINDS: &[&str] = &["mllp"];
-pub const DESTINATION_KINDS: &[&str] = &["file"];
+pub const DESTINATION_KINDS: &[&str] = &["file", "http"];
 
 /// Builds every connector Medway ships.
 #[derive(Debug, Default, Clone, Copy)]
@@ -33,6 +34,11 @@ impl ConnectorFactory for Registry {
             "file" => {
                 let settings = FileSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
                 Ok(Arc::new(FileWriter::new(settings)))
+            }
+            "http" => {
+                let settings = HttpSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
+                let sender = HttpSender::new(settings).map_err(|e| spec.locate(e))?;
+                Ok(Arc::new(sender))
             }
             other => Err(spec.locate(unknown_kind("destination", other, DESTINATION_KINDS))),
         }

@@ -1,3 +1,4 @@
 //! Destinations: where committed deliveries go.
 
 pub mod file;
+pub mod http;
