@@ -1,6 +1,7 @@
 //! The one place that maps a channel file's `kind = "…"` to a connector.
 
 use crate::destinations::file::{FileSettings, FileWriter};
+use crate::destinations::mllp::{MllpSender, MllpSenderSettings};
 use crate::destinations::http::{HttpSender, HttpSettings};
 use crate::sources::mllp::{MllpListener, MllpSourceSettings};
 use medway_engine::config::{ConfigError, ConnectorSpec, SettingsError, closest_kind};
@@ -34,6 +35,10 @@ impl ConnectorFactory for Registry {
             "file" => {
                 let settings = FileSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
                 Ok(Arc::new(FileWriter::new(settings)))
+            }
+            "mllp" => {
+                let settings = MllpSenderSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
+                Ok(Arc::new(MllpSender::new(settings)))
             }
             "http" => {
                 let settings = HttpSettings::from_spec(spec).map_err(|e| spec.locate(e))?;

@@ -1,4 +1,5 @@
 //! Destinations: where committed deliveries go.
 
 pub mod file;
+pub mod mllp;
 pub mod http;
