@@ -2,6 +2,7 @@
 
 use crate::destinations::file::{FileSettings, FileWriter};
 use crate::destinations::mllp::{MllpSender, MllpSenderSettings};
+use crate::destinations::rabbitmq::{RabbitMqPublisher, RabbitMqSettings};
 use crate::destinations::http::{HttpSender, HttpSettings};
 use crate::sources::mllp::{MllpListener, MllpSourceSettings};
 use medway_engine::config::{ConfigError, ConnectorSpec, SettingsError, closest_kind};
@@ -9,7 +10,7 @@ use medway_engine::connector::{ConnectorFactory, Destination, Source};
 use std::sync::Arc;
 
 pub const SOURCE_KINDS: &[&str] = &["mllp"];
-pub const DESTINATION_KINDS: &[&str] = &["file", "http"];
+pub const DESTINATION_KINDS: &[&str] = &["file", "http", "rabbitmq"];
 
 /// Builds every connector Medway ships.
 #[derive(Debug, Default, Clone, Copy)]
@@ -28,7 +29,7 @@ impl ConnectorFactory for Registry {
 
     fn destination(
         &self,
-        _channel: &str,
+        channel: &str,
         spec: &ConnectorSpec,
     ) -> Result<Arc<dyn Destination>, ConfigError> {
         match spec.kind.as_str() {
@@ -44,6 +45,10 @@ impl ConnectorFactory for Registry {
                 let settings = HttpSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
                 let sender = HttpSender::new(settings).map_err(|e| spec.locate(e))?;
                 Ok(Arc::new(sender))
+            }
+            "rabbitmq" => {
+                let settings = RabbitMqSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
+                Ok(Arc::new(RabbitMqPublisher::new(settings, format!("medway {channel}"))))
             }
             other => Err(spec.locate(unknown_kind("destination", other, DESTINATION_KINDS))),
         }

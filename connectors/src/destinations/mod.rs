@@ -3,3 +3,4 @@
 pub mod file;
 pub mod mllp;
 pub mod http;
+pub mod rabbitmq;
