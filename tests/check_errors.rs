@@ -277,8 +277,6 @@ fn two_channels_on_one_port_names_the_other_channel() {
 }
 
 #[test]
-#[ignore = "bug: `medway check` accepts 0.0.0.0:P next to 127.0.0.1:P, `medway run` then fails \
-            with 'Address already in use'"]
 fn wildcard_and_loopback_on_one_port_conflict() {
     let wildcard = channel(3010, "").replace("127.0.0.1:3010", "0.0.0.0:3010");
     let dir = folder(&[
@@ -337,7 +335,7 @@ fn unknown_destination_kind_suggests_file() {
         &stdout,
         "channels/h.toml:9:1: ",
         "unknown destination kind \"fiel\"",
-        Some("did you mean \"file\"? known: file"),
+        Some("did you mean \"file\"?"),
     );
 }
 
@@ -415,8 +413,6 @@ fn bad_test_blocks_point_at_their_test() {
 }
 
 #[test]
-#[ignore = "bug: `medway check` exits 0 when a [[test]] input file does not exist; only \
-            `medway test-channel` notices (without naming the path)"]
 fn missing_test_input_file_is_reported() {
     let text = channel(
         3014,
@@ -431,8 +427,6 @@ fn missing_test_input_file_is_reported() {
 }
 
 #[test]
-#[ignore = "bug: unknown keys in [[step]] and [[test]] get no `did you mean` hint (the loader \
-            only suggests channel-level keys)"]
 fn unknown_step_and_test_keys_suggest_the_closest() {
     let step = channel(
         3015,
@@ -479,7 +473,6 @@ fn unknown_settings_key_points_into_medway_toml() {
 }
 
 #[test]
-#[ignore = "bug: an unknown key in medway.toml gets no `did you mean` hint"]
 fn unknown_settings_key_suggests_the_closest() {
     let dir = folder(&[("medway.toml", "watch = false\nchanels = \"x\"\n")]);
     let (code, stdout) = check(dir.path(), &["--config", "medway.toml"]);
@@ -493,8 +486,6 @@ fn unknown_settings_key_suggests_the_closest() {
 }
 
 #[test]
-#[ignore = "bug: connector errors (unknown key in [source]/[[destination]]) print a blank line \
-            between the message and its hint (the serde message ends in a newline)"]
 fn hint_follows_its_problem_line_directly() {
     let text = "description = \"b\"\n\n[source]\nkind = \"mllp\"\nlistn = \"127.0.0.1:3002\"\n";
     let dir = folder(&[("channels/b.toml", text)]);

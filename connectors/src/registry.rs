@@ -59,28 +59,16 @@ impl ConnectorFactory for Registry {
             "mllp" => MllpSourceSettings::from_spec(spec)
                 .ok()
                 .and_then(|s| s.listen.parse::<std::net::SocketAddr>().ok())
-                .map(|a| (normalize(a), "listen")),
+                .map(|a| (a.to_string(), "listen")),
             _ => None,
         }
-    }
-}
-
-/// `0.0.0.0:2575` clashes with `127.0.0.1:2575`: compare ports on wildcard addresses.
-fn normalize(address: std::net::SocketAddr) -> String {
-    if address.ip().is_unspecified() {
-        format!("*:{}", address.port())
-    } else {
-        address.to_string()
     }
 }
 
 fn unknown_kind(what: &str, kind: &str, known: &[&str]) -> SettingsError {
     let error = SettingsError::new(format!("unknown {what} kind {kind:?}")).key("kind");
     match closest_kind(kind, known) {
-        Some(best) => error.hint(format!(
-            "did you mean {best:?}? known: {}",
-            known.join(", ")
-        )),
+        Some(best) => error.hint(format!("did you mean {best:?}?")),
         None => error.hint(format!("known {what} kinds: {}", known.join(", "))),
     }
 }

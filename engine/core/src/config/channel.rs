@@ -403,11 +403,10 @@ fn toml_error(file: &Path, text: &str, error: &toml::de::Error) -> ConfigError {
     let offset = error.span().map_or(0, |s| s.start);
     let message = error.message().trim().to_string();
     let mut out = ConfigError::at_offset(file, text, offset, message.clone());
-    if let Some(rest) = message.strip_prefix("unknown field `")
-        && let Some((key, _)) = rest.split_once('`')
-        && let Some(best) = closest(key, CHANNEL_KEYS)
-    {
-        out = out.with_hint(format!("did you mean `{best}`?"));
+    if let Some((key, hint)) = super::error::unknown_field_hint(&message) {
+        // Serde lists the expected keys of nested tables; the top level falls back to ours.
+        out.hint =
+            hint.or_else(|| closest(&key, CHANNEL_KEYS).map(|b| format!("did you mean `{b}`?")));
     }
     out
 }

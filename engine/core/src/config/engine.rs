@@ -67,12 +67,17 @@ impl EngineConfig {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| ConfigError::new(path, 0, 0, format!("cannot read: {e}")))?;
                 toml::from_str(&text).map_err(|e| {
-                    ConfigError::at_offset(
+                    let message = e.message().trim().to_string();
+                    let mut error = ConfigError::at_offset(
                         path,
                         &text,
                         e.span().map_or(0, |s| s.start),
-                        e.message().trim().to_string(),
-                    )
+                        message.clone(),
+                    );
+                    if let Some((_, hint)) = super::error::unknown_field_hint(&message) {
+                        error.hint = hint;
+                    }
+                    error
                 })?
             }
         };

@@ -106,21 +106,11 @@ impl SettingsError {
     /// Converts a serde error from a connector's `deny_unknown_fields` settings struct, extracting
     /// the unknown key and suggesting the closest valid one.
     pub fn from_serde(error: &impl fmt::Display) -> Self {
-        let message = error.to_string();
+        let message = error.to_string().trim().to_string();
         let mut out = Self::new(message.clone());
-        if let Some(rest) = message.strip_prefix("unknown field `")
-            && let Some((key, expected)) = rest.split_once('`')
-        {
-            out.key = Some(key.to_string());
-            let candidates: Vec<&str> = expected
-                .split('`')
-                .enumerate()
-                .filter(|(i, _)| i % 2 == 1)
-                .map(|(_, s)| s)
-                .collect();
-            if let Some(best) = closest(key, &candidates) {
-                out.hint = Some(format!("did you mean `{best}`?"));
-            }
+        if let Some((key, hint)) = unknown_field_hint(&message) {
+            out.key = Some(key);
+            out.hint = hint;
         } else if let Some(rest) = message.strip_prefix("missing field `")
             && let Some((key, _)) = rest.split_once('`')
         {
@@ -128,6 +118,21 @@ impl SettingsError {
         }
         out
     }
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`": the key, and a `did you mean`
+/// hint naming the closest expected key (or `fallback` candidates when none are listed).
+pub fn unknown_field_hint(message: &str) -> Option<(String, Option<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (key, expected) = rest.split_once('`')?;
+    let candidates: Vec<&str> = expected
+        .split('`')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s)
+        .collect();
+    let hint = closest(key, &candidates).map(|best| format!("did you mean `{best}`?"));
+    Some((key.to_string(), hint))
 }
 
 /// 1-based line and column of byte `offset` in `text`.

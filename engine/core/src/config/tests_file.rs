@@ -106,6 +106,16 @@ impl TestFile {
                 )));
             }
         };
+        if let TestInput::File(path) = &input
+            && !path.is_file()
+        {
+            return Err(at(format!(
+                "test {:?}: input file {} not found",
+                self.name,
+                path.display()
+            ))
+            .with_hint("`input` is relative to the channel file's folder"));
+        }
         let expect = match self.expect.as_deref() {
             None => None,
             Some("accepted") => Some(Expectation::Accepted),
@@ -137,7 +147,16 @@ impl TestFile {
                     "destination {destination:?} has both `output` and `output_file`"
                 )));
             }
-            outputs.push((destination, TestInput::File(base.join(path))));
+            let path = base.join(path);
+            if !path.is_file() {
+                return Err(at(format!(
+                    "test {:?}: expected output file {} not found",
+                    self.name,
+                    path.display()
+                ))
+                .with_hint("`output_file` paths are relative to the channel file's folder"));
+            }
+            outputs.push((destination, TestInput::File(path)));
         }
         Ok(ChannelTest {
             name: self.name,

@@ -10,7 +10,6 @@ use crate::config::{
 use crate::connector::{ConnectorFactory, Destination, Source};
 use crate::delivery::DestinationScripts;
 use crate::script::{CodeMaps, ScriptEngine, ScriptSettings};
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::Arc;
@@ -70,10 +69,12 @@ pub fn build_channels(
 ) -> Result<Vec<BuiltChannel>, ConfigErrors> {
     let mut errors = Vec::new();
     let mut built = Vec::new();
-    let mut listeners: HashMap<String, (String, std::path::PathBuf)> = HashMap::new();
+    let mut listeners: Vec<(String, String, std::path::PathBuf)> = Vec::new();
     for channel in channels {
         if let Some((address, key)) = factory.listen_address(&channel.source) {
-            if let Some((other, file)) = listeners.get(&address) {
+            if let Some((_, other, file)) =
+                listeners.iter().find(|(a, _, _)| same_port(a, &address))
+            {
                 errors.push(
                     channel.source.locate(
                         SettingsError::new(format!(
@@ -88,7 +89,7 @@ pub fn build_channels(
                 );
                 continue;
             }
-            listeners.insert(address, (channel.name.clone(), channel.file.clone()));
+            listeners.push((address, channel.name.clone(), channel.file.clone()));
         }
         match build_one(config, channel, scripts, factory) {
             Ok(channel) => built.push(channel),
@@ -175,6 +176,21 @@ fn hash_folder(dir: &Path, hasher: &mut impl Hasher) {
     for file in files {
         file.hash(hasher);
         std::fs::read(&file).unwrap_or_default().hash(hasher);
+    }
+}
+
+/// Whether two listen addresses collide: the same port on the same address, or on any address
+/// when one of them is a wildcard (`0.0.0.0`, `::`).
+fn same_port(a: &str, b: &str) -> bool {
+    match (
+        a.parse::<std::net::SocketAddr>(),
+        b.parse::<std::net::SocketAddr>(),
+    ) {
+        (Ok(a), Ok(b)) => {
+            a.port() == b.port()
+                && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        }
+        _ => a == b,
     }
 }
 
