@@ -10,7 +10,7 @@ use medway_engine::connector::{ConnectorFactory, Destination, Source};
 use std::sync::Arc;
 
 pub const SOURCE_KINDS: &[&str] = &["mllp"];
-pub const DESTINATION_KINDS: &[&str] = &["file", "http", "rabbitmq"];
+pub const DESTINATION_KINDS: &[&str] = &["file", "mllp", "http", "rabbitmq"];
 
 /// Builds every connector Medway ships.
 #[derive(Debug, Default, Clone, Copy)]
