@@ -229,20 +229,62 @@ fn message_id(message: &lapin::message::Delivery) -> i64 {
         .expect("every message has a numeric message_id")
 }
 
+#[test]
+fn settings_keep_ip_hosts_and_never_show_credentials() {
+    let s = settings("routing_key = \"k\"");
+    assert_eq!(
+        s.endpoint(),
+        "127.0.0.1:5672//",
+        "not silently turned into localhost"
+    );
+    let shown = format!("{s:?}");
+    assert!(!shown.contains("guest:guest"), "{shown}");
+    let table: toml::Table =
+        toml::from_str("url = \"amqp://u:hunter2@[::1\"\nrouting_key = \"k\"").expect("TOML");
+    let error = RabbitMqSettings::from_spec(&ConnectorSpec::inline("rabbitmq", table))
+        .expect_err("a bad URL");
+    assert!(!error.message.contains("hunter2"), "{}", error.message);
+    assert_eq!(error.key.as_deref(), Some("url"));
+}
+
+#[test]
+fn the_registry_builds_a_rabbitmq_destination() {
+    use medway_connectors::registry::Registry;
+    use medway_engine::connector::ConnectorFactory;
+    let table: toml::Table =
+        toml::from_str(&format!("url = {:?}\nrouting_key = \"{{type}}\"", url())).expect("TOML");
+    let spec = ConnectorSpec::inline("rabbitmq", table);
+    assert!(Registry.destination("lab", &spec).is_ok());
+    let mut table: toml::Table = toml::from_str("routing_key = \"{nope}\"").expect("TOML");
+    table.insert("url".into(), url().into());
+    let error = Registry
+        .destination("lab", &ConnectorSpec::inline("rabbitmq", table))
+        .err()
+        .expect("a bad template");
+    assert!(error.to_string().contains("routing_key"), "{error}");
+}
+
 #[tokio::test]
 async fn publishes_confirmed_persistent_messages_with_body_headers_and_id() {
     let _broker = BROKER.lock().await;
     broker_up().await;
     let topology = Topology::new("basic");
     let publisher = declared(&topology.exchange, &topology.queue, "");
-    publisher.check().await.expect("check connects and declares");
+    publisher
+        .check()
+        .await
+        .expect("check connects and declares");
 
     let observer = connect().await;
     let observer = observer.create_channel().await.expect("channel");
     const N: i64 = 300;
     for id in 1..=N {
         let response = publisher.send(&delivery(id)).await.expect("send");
-        assert!(response.summary.contains("confirmed"), "{}", response.summary);
+        assert!(
+            response.summary.contains("confirmed"),
+            "{}",
+            response.summary
+        );
         if id <= 5 {
             // The confirm is awaited: once `send` returns, the message is in the queue.
             assert_eq!(queue_depth(&observer, &topology.queue).await, id as u32);
@@ -257,7 +299,11 @@ async fn publishes_confirmed_persistent_messages_with_body_headers_and_id() {
         assert_eq!(message.data, expected.payload.as_ref());
         assert_eq!(*message.properties.delivery_mode(), Some(2), "persistent");
         assert_eq!(
-            message.properties.content_type().as_ref().map(|c| c.as_str()),
+            message
+                .properties
+                .content_type()
+                .as_ref()
+                .map(|c| c.as_str()),
             Some("x-application/hl7-v2+er7")
         );
         assert_eq!(message.exchange.as_str(), topology.exchange);
@@ -267,7 +313,10 @@ async fn publishes_confirmed_persistent_messages_with_body_headers_and_id() {
             header(message, "medway-control-id"),
             Some(format!("CTL{id}").as_bytes())
         );
-        assert_eq!(header(message, "medway-message-type"), Some(&b"ORU^R01"[..]));
+        assert_eq!(
+            header(message, "medway-message-type"),
+            Some(&b"ORU^R01"[..])
+        );
         assert_eq!(
             header(message, "medway-message-id"),
             Some((10_000 + id).to_string().as_bytes())
@@ -320,11 +369,18 @@ async fn unroutable_messages_are_retried_later_and_bad_routes_never() {
     let publisher = RabbitMqPublisher::new(s, "medway test");
     let error = publisher.send(&delivery(1)).await.expect_err("unroutable");
     assert_eq!(error.retry, Retry::Later);
-    assert!(error.reason.contains(&topology.exchange), "{}", error.reason);
+    assert!(
+        error.reason.contains(&topology.exchange),
+        "{}",
+        error.reason
+    );
     assert!(error.reason.contains("nowhere.ORU"), "{}", error.reason);
     assert!(error.reason.contains("NO_ROUTE"), "{}", error.reason);
     // The channel is still fine: the same publisher keeps working.
-    let again = publisher.send(&delivery(2)).await.expect_err("still unroutable");
+    let again = publisher
+        .send(&delivery(2))
+        .await
+        .expect_err("still unroutable");
     assert_eq!(again.retry, Retry::Later);
 
     // With mandatory = false the broker drops it silently: that is what the setting means.
@@ -385,15 +441,30 @@ async fn an_unreachable_broker_fails_fast_with_retry_later() {
     let started = Instant::now();
     let error = publisher.check().await.expect_err("unreachable");
     assert_eq!(error.retry, Retry::Later);
-    assert!(error.reason.starts_with("broker unavailable"), "{}", error.reason);
-    assert!(!error.reason.contains("guest:guest"), "no credentials in reasons");
+    assert!(
+        error.reason.starts_with("broker unavailable"),
+        "{}",
+        error.reason
+    );
+    assert!(
+        !error.reason.contains("guest:guest"),
+        "no credentials in reasons"
+    );
     assert!(started.elapsed() < Duration::from_millis(2500));
     // While backing off, a send fails at once and says when to come back.
     let started = Instant::now();
     let error = publisher.send(&delivery(1)).await.expect_err("still down");
     assert_eq!(error.retry, Retry::Later);
-    assert!(started.elapsed() < Duration::from_millis(50), "{:?}", started.elapsed());
-    assert!(error.retry_after.is_some_and(|w| w > Duration::from_secs(1)));
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        error
+            .retry_after
+            .is_some_and(|w| w > Duration::from_secs(1))
+    );
 }
 
 /// What a run with retries saw.
@@ -497,7 +568,10 @@ async fn assert_zero_loss(name: &str, queue: &str, report: &RunReport) {
     assert!(missing.is_empty(), "lost: {missing:?}");
     assert_eq!(seen.len(), report.sent, "no unexpected ids");
     for (id, _) in &duplicates {
-        assert!(report.retried.contains(id), "{id} duplicated without a retry");
+        assert!(
+            report.retried.contains(id),
+            "{id} duplicated without a retry"
+        );
     }
 }
 

@@ -117,7 +117,7 @@ impl RabbitMqPublisher {
                 Link::Down { reason, retry_at } => {
                     let wait = retry_at.saturating_duration_since(Instant::now());
                     return Err(
-                        DeliveryError::later(format!("broker unavailable: {reason}")).after(wait)
+                        DeliveryError::later(format!("broker unavailable: {reason}")).after(wait),
                     );
                 }
                 Link::Stopped => return Err(DeliveryError::later("publisher stopped")),
@@ -163,7 +163,10 @@ impl RabbitMqPublisher {
                 DeliveryError::never(format!("the rendered {key} is longer than 255 bytes"))
             })
         };
-        Ok((render(exchange, "exchange")?, render(routing_key, "routing key")?))
+        Ok((
+            render(exchange, "exchange")?,
+            render(routing_key, "routing key")?,
+        ))
     }
 
     fn properties(&self, delivery: &Delivery) -> BasicProperties {
@@ -220,7 +223,11 @@ impl Destination for RabbitMqPublisher {
                 .await?
                 .await
         };
-        let target = format!("exchange {:?} routing key {:?}", exchange.as_str(), routing_key.as_str());
+        let target = format!(
+            "exchange {:?} routing key {:?}",
+            exchange.as_str(),
+            routing_key.as_str()
+        );
         match tokio::time::timeout(self.settings.publish_timeout(), publish).await {
             Ok(Ok(Confirmation::Ack(None))) => Ok(Response {
                 summary: format!("published to {target}, confirmed"),
@@ -241,7 +248,9 @@ impl Destination for RabbitMqPublisher {
             Ok(Err(error)) => {
                 // Any error leaves the channel or the connection suspect: start afresh.
                 session.mark_broken();
-                Err(DeliveryError::later(format!("publish to {target} failed: {error}")))
+                Err(DeliveryError::later(format!(
+                    "publish to {target} failed: {error}"
+                )))
             }
             Err(_) => {
                 // The confirm may still come on this channel; a fresh one avoids waiting on a

@@ -52,7 +52,10 @@ pub(crate) enum Link {
     Connecting,
     Up(Arc<Session>),
     /// The last attempt failed or the session broke; the next attempt is at `retry_at`.
-    Down { reason: String, retry_at: Instant },
+    Down {
+        reason: String,
+        retry_at: Instant,
+    },
     Stopped,
 }
 
@@ -134,7 +137,9 @@ async fn watch_session(session: &Session, stop: &CancellationToken) -> bool {
 fn close_in_background(session: &Arc<Session>) {
     let session = session.clone();
     tokio::spawn(async move {
-        let close = session.connection.close(200, "medway: reconnecting or stopping".into());
+        let close = session
+            .connection
+            .close(200, "medway: reconnecting or stopping".into());
         let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
     });
 }

@@ -110,11 +110,18 @@ impl RabbitMqSettings {
     /// Checks the settings and resolves the URL; `env` reads an environment variable.
     pub fn resolve(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let url = self.read_url(env)?;
-        let mut uri: AMQPUri = url.trim().parse().map_err(|e: String| {
-            SettingsError::new(format!("not an AMQP URL: {e}"))
+        let url = url.trim();
+        let mut uri: AMQPUri = url.parse().map_err(|e: String| {
+            // The parser's message may quote the URL, password included.
+            SettingsError::new(format!("not an AMQP URL: {}", e.replace(url, "<url>")))
                 .key(self.url_key())
                 .hint("e.g. amqp://user:password@127.0.0.1:5672/%2f")
         })?;
+        // amq-protocol-uri reads only domain names and silently turns an IP address into
+        // "localhost": put the address back.
+        if let Some(ip) = ip_host(url) {
+            uri.authority.host = ip;
+        }
         if uri.query.heartbeat.is_none() {
             uri.query.heartbeat = Some(self.heartbeat_secs);
         }
@@ -137,10 +144,10 @@ impl RabbitMqSettings {
             }
         }
         if self.reconnect_max_ms < self.reconnect_initial_ms {
-            return Err(
-                SettingsError::new("reconnect_max_ms must be at least reconnect_initial_ms")
-                    .key("reconnect_max_ms"),
-            );
+            return Err(SettingsError::new(
+                "reconnect_max_ms must be at least reconnect_initial_ms",
+            )
+            .key("reconnect_max_ms"));
         }
         if let Some(declare) = &mut self.declare {
             check_declare(declare, &exchange, &routing_key)?;
@@ -161,10 +168,14 @@ impl RabbitMqSettings {
     }
 
     fn read_url(&self, env: impl Fn(&str) -> Option<String>) -> Result<String, SettingsError> {
-        let given = [self.url.is_some(), self.url_file.is_some(), self.url_env.is_some()];
+        let given = [
+            self.url.is_some(),
+            self.url_file.is_some(),
+            self.url_env.is_some(),
+        ];
         if given.iter().filter(|g| **g).count() > 1 {
             return Err(
-                SettingsError::new("set only one of url, url_file and url_env").key(self.url_key())
+                SettingsError::new("set only one of url, url_file and url_env").key(self.url_key()),
             );
         }
         if let Some(url) = &self.url {
@@ -203,13 +214,35 @@ impl RabbitMqSettings {
     }
 }
 
+/// The host of `url` when it is an IP address (IPv6 without its brackets).
+fn ip_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if let Some(v6) = host_port.strip_prefix('[') {
+        let (ip, _) = v6.split_once(']')?;
+        return ip
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(|_| ip.to_string());
+    }
+    let host = host_port.split(':').next()?;
+    host.parse::<std::net::Ipv4Addr>()
+        .ok()
+        .map(|_| host.to_string())
+}
+
 fn parse_template(text: &str, key: &str) -> Result<Template, SettingsError> {
     Template::parse(text).map_err(|e| {
         SettingsError::new(format!("bad {key} template: {e}"))
             .key(key)
             .hint(format!(
                 "placeholders: {}, or an HL7 path such as {{PID-3.4}}",
-                PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
+                PLACEHOLDERS
+                    .iter()
+                    .map(|p| format!("{{{p}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
     })
 }
@@ -222,9 +255,11 @@ fn check_declare(
     let literal_exchange = exchange.literal();
     if let Some(kind) = &declare.exchange_type {
         if !EXCHANGE_TYPES.contains(&kind.as_str()) {
-            return Err(SettingsError::new(format!("unknown exchange type {kind:?}"))
-                .key("declare")
-                .hint(format!("one of: {}", EXCHANGE_TYPES.join(", "))));
+            return Err(
+                SettingsError::new(format!("unknown exchange type {kind:?}"))
+                    .key("declare")
+                    .hint(format!("one of: {}", EXCHANGE_TYPES.join(", "))),
+            );
         }
         match literal_exchange {
             None => {
@@ -302,7 +337,10 @@ mod tests {
 
     #[test]
     fn defaults_and_redaction() {
-        let s = settings("url = \"amqp://guest:hunter2@127.0.0.1:5672/%2f\"\nrouting_key = \"hl7.{type}\"").unwrap();
+        let s = settings(
+            "url = \"amqp://guest:hunter2@127.0.0.1:5672/%2f\"\nrouting_key = \"hl7.{type}\"",
+        )
+        .unwrap();
         assert!(s.mandatory);
         assert_eq!(s.content_type, "x-application/hl7-v2+er7");
         assert_eq!(s.endpoint(), "127.0.0.1:5672//");
@@ -311,12 +349,25 @@ mod tests {
     }
 
     #[test]
+    fn ip_hosts_are_kept() {
+        assert_eq!(
+            ip_host("amqp://u:p@10.1.2.3:5672/%2f").as_deref(),
+            Some("10.1.2.3")
+        );
+        assert_eq!(ip_host("amqps://[::1]:5671").as_deref(), Some("::1"));
+        assert_eq!(ip_host("amqp://broker.example:5672"), None);
+        let s = settings("url = \"amqp://u:p@10.1.2.3/v\"\nrouting_key = \"k\"").unwrap();
+        assert_eq!(s.endpoint(), "10.1.2.3:5672/v");
+    }
+
+    #[test]
     fn url_sources() {
         let s = settings("url_env = \"AMQP_TEST\"\nrouting_key = \"k\"").unwrap();
         assert_eq!(s.endpoint(), "h:5673/v");
         let e = settings("routing_key = \"k\"").unwrap_err();
         assert!(e.message.contains("MEDWAY_AMQP_URL"), "{}", e.message);
-        let e = settings("url = \"amqp://h\"\nurl_env = \"AMQP_TEST\"\nrouting_key = \"k\"").unwrap_err();
+        let e = settings("url = \"amqp://h\"\nurl_env = \"AMQP_TEST\"\nrouting_key = \"k\"")
+            .unwrap_err();
         assert!(e.message.contains("only one"));
         let e = settings("url = \"http://h\"\nrouting_key = \"k\"").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("url"));
@@ -335,7 +386,10 @@ mod tests {
         assert_eq!(s.declare.unwrap().binding_key.as_deref(), Some("k"));
         let e = settings(&format!("{base}routing_key = \"k\"\nexchnage = \"x\"")).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("exchnage"));
-        let e = settings(&format!("{base}routing_key = \"k\"\npublish_timeout_ms = 0")).unwrap_err();
+        let e = settings(&format!(
+            "{base}routing_key = \"k\"\npublish_timeout_ms = 0"
+        ))
+        .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("publish_timeout_ms"));
     }
 }

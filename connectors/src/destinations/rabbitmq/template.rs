@@ -152,9 +152,12 @@ mod tests {
 
     #[test]
     fn renders_fields_and_paths() {
-        let d = delivery(b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|C1|P|2.5\rPID|1||123^^^HOSP||DOE^JOHN\r");
-        let t = Template::parse("hl7.{channel}.{type}.{trigger}.{PID-3.4}.{control_id}.{delivery_id}")
-            .unwrap();
+        let d = delivery(
+            b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|C1|P|2.5\rPID|1||123^^^HOSP||DOE^JOHN\r",
+        );
+        let t =
+            Template::parse("hl7.{channel}.{type}.{trigger}.{PID-3.4}.{control_id}.{delivery_id}")
+                .unwrap();
         assert!(t.needs_payload());
         let m = Message::parse(d.payload.clone()).unwrap();
         assert_eq!(t.render(&d, Some(&m)), "hl7.lab.ORU.R01.HOSP.C1.42");
