@@ -228,6 +228,7 @@ mod tests {
             message_type: Some("ORU^R01".into()),
             payload: bytes::Bytes::from_static(b"MSH|^~\\&|A\r"),
             received_at: 0,
+            ordering_key: None,
         }
     }
 

@@ -189,6 +189,7 @@ impl Connection {
                 .submit(Inbound {
                     payload,
                     peer: Some(self.peer),
+                    parent: None,
                 })
                 .await;
             if let Some(ack) = reply.ack

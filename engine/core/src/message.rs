@@ -18,6 +18,8 @@ pub struct Inbound {
     pub payload: Bytes,
     /// The remote peer, when the source is a network listener (logged, never the body).
     pub peer: Option<SocketAddr>,
+    /// Set when another channel handed this message over (a channel destination).
+    pub parent: Option<Lineage>,
 }
 
 impl Inbound {
@@ -25,8 +27,16 @@ impl Inbound {
         Self {
             payload,
             peer: None,
+            parent: None,
         }
     }
+}
+
+/// Where a handed-over message came from: lineage is visible both ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lineage {
+    pub message_id: i64,
+    pub delivery_id: i64,
 }
 
 /// The final status of a received message.
@@ -117,6 +127,7 @@ pub struct NewMessage {
     /// Patient key (PID-3.1 with its assigning authority), used for ordering and scoring.
     pub patient_key: Option<String>,
     pub peer: Option<String>,
+    pub parent: Option<Lineage>,
     pub raw: Bytes,
     /// The message after channel transforms, when they changed it.
     pub transformed: Option<Bytes>,

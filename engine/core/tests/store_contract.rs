@@ -29,6 +29,7 @@ fn message(channel: &str, control_id: &str, destinations: &[&str]) -> NewMessage
         error: None,
         patient_key: Some("MRN1^HOSP".into()),
         peer: Some("127.0.0.1:5000".into()),
+        parent: None,
         raw: Bytes::from(format!(
             "MSH|^~\\&|A|B|C|D|||ORU^R01|{control_id}|P|2.5.1\r"
         )),

@@ -27,7 +27,10 @@ impl ChannelHandle {
         let peer = inbound.peer.map(|p| p.to_string());
         let original = match Message::parse(inbound.payload.clone()) {
             Ok(message) => message,
-            Err(error) => return refuse_unparseable(&inner, inbound.payload, peer, error).await,
+            Err(error) => {
+                return refuse_unparseable(&inner, inbound.payload, peer, inbound.parent, error)
+                    .await;
+            }
         };
         let processed = inner.pipeline.process(original.clone());
         let control_id = original.control_id().map(|c| c.into_owned());
@@ -75,6 +78,7 @@ impl ChannelHandle {
             error,
             patient_key: patient_key(&processed.message),
             peer,
+            parent: inbound.parent,
             raw: inbound.payload,
             transformed,
             deliveries,
@@ -141,6 +145,7 @@ async fn refuse_unparseable(
     inner: &ChannelInner,
     raw: Bytes,
     peer: Option<String>,
+    parent: Option<crate::message::Lineage>,
     error: medway_hl7::ParseError,
 ) -> Reply {
     let reason = format!("not a parseable HL7 v2 message: {error}");
@@ -154,6 +159,7 @@ async fn refuse_unparseable(
         error: Some(reason.clone()),
         patient_key: None,
         peer,
+        parent,
         raw: raw.clone(),
         transformed: None,
         deliveries: Vec::new(),

@@ -21,6 +21,34 @@ pub struct EngineConfig {
     pub shutdown_grace_ms: u64,
     /// Watch the channel, script and map folders and reload on change (SIGHUP always reloads).
     pub watch: bool,
+    pub delivery: DeliverySettings,
+}
+
+/// How delivery workers claim and send.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySettings {
+    /// How long a claimed delivery stays reserved for its worker. A node that dies holds its
+    /// deliveries this long before another node takes them over (PostgreSQL).
+    pub lease_secs: u64,
+    /// Deliveries claimed per round trip.
+    pub batch: u32,
+    /// Longest a single send may take before it counts as a failed attempt.
+    pub send_timeout_secs: u64,
+    /// Idle poll interval: new work from this node wakes workers at once; this catches work
+    /// committed by other nodes, reprocessing and due retries.
+    pub idle_poll_ms: u64,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            lease_secs: 60,
+            batch: 64,
+            send_timeout_secs: 30,
+            idle_poll_ms: 1_000,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -33,6 +61,7 @@ impl Default for EngineConfig {
             salt_file: PathBuf::from("data/medway.salt"),
             shutdown_grace_ms: 10_000,
             watch: true,
+            delivery: DeliverySettings::default(),
         }
     }
 }

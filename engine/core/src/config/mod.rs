@@ -15,7 +15,7 @@ pub use channel::{
     ChannelConfig, ConnectorSpec, DestinationConfig, RetryPolicy, load_channel_dir,
     load_channel_file, parse_channel,
 };
-pub use engine::{EngineConfig, StoreConfig};
+pub use engine::{DeliverySettings, EngineConfig, StoreConfig};
 pub use error::{ConfigError, ConfigErrors, SettingsError, closest as closest_kind, line_col};
 pub use steps::{DestinationSteps, ScriptRef, StepConfig, StepKind, looks_like_path};
 pub use tests_file::{ChannelTest, Expectation, TestInput};

@@ -107,7 +107,13 @@ impl RunningEngine {
         let built =
             build_channels(config, channels, &scripts, factory).map_err(EngineError::Config)?;
         let store = store::open(&config.store.url, config.store.pool_size).await?;
-        let settings = WorkerSettings::default();
+        let settings = WorkerSettings {
+            lease: Duration::from_secs(config.delivery.lease_secs.max(1)),
+            batch: config.delivery.batch.max(1),
+            send_timeout: Duration::from_secs(config.delivery.send_timeout_secs.max(1)),
+            idle_poll: Duration::from_millis(config.delivery.idle_poll_ms.max(10)),
+            ..WorkerSettings::default()
+        };
         if let Err(error) = store.release_leases(&settings.owner).await {
             // Not fatal: leases also expire on their own. A read-only store fails here first.
             tracing::warn!(%error, "cannot release old delivery leases");

@@ -1,9 +1,10 @@
 //! Schema migrations, one list per backend, applied in order and recorded in
 //! `medway_schema_migrations`. Append new steps; never edit a released one.
 
-pub const SQLITE: &[(&str, &str)] = &[(
-    "001_messages_and_deliveries",
-    r#"
+pub const SQLITE: &[(&str, &str)] = &[
+    (
+        "001_messages_and_deliveries",
+        r#"
 CREATE TABLE messages (
     id INTEGER PRIMARY KEY,
     channel TEXT NOT NULL,
@@ -49,11 +50,24 @@ CREATE TABLE delivery_attempts (
 );
 CREATE INDEX attempts_delivery ON delivery_attempts(delivery_id);
 "#,
-)];
+    ),
+    (
+        "002_message_lineage",
+        r#"
+ALTER TABLE messages ADD COLUMN parent_id INTEGER;
+ALTER TABLE messages ADD COLUMN parent_delivery_id INTEGER;
+CREATE INDEX messages_parent ON messages(parent_id) WHERE parent_id IS NOT NULL;
+CREATE INDEX messages_parent_delivery ON messages(parent_delivery_id)
+    WHERE parent_delivery_id IS NOT NULL;
+CREATE INDEX deliveries_status ON deliveries(channel, status, created_at);
+"#,
+    ),
+];
 
-pub const POSTGRES: &[(&str, &str)] = &[(
-    "001_messages_and_deliveries",
-    r#"
+pub const POSTGRES: &[(&str, &str)] = &[
+    (
+        "001_messages_and_deliveries",
+        r#"
 CREATE TABLE messages (
     id BIGSERIAL PRIMARY KEY,
     channel TEXT NOT NULL,
@@ -99,4 +113,16 @@ CREATE TABLE delivery_attempts (
 );
 CREATE INDEX attempts_delivery ON delivery_attempts(delivery_id);
 "#,
-)];
+    ),
+    (
+        "002_message_lineage",
+        r#"
+ALTER TABLE messages ADD COLUMN parent_id BIGINT;
+ALTER TABLE messages ADD COLUMN parent_delivery_id BIGINT;
+CREATE INDEX messages_parent ON messages(parent_id) WHERE parent_id IS NOT NULL;
+CREATE INDEX messages_parent_delivery ON messages(parent_delivery_id)
+    WHERE parent_delivery_id IS NOT NULL;
+CREATE INDEX deliveries_status ON deliveries(channel, status, created_at);
+"#,
+    ),
+];

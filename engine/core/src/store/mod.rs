@@ -116,6 +116,8 @@ pub struct MessageFilter {
 pub struct MessageSummary {
     pub id: i64,
     pub channel: String,
+    /// The message this one was handed over from (channel destination), if any.
+    pub parent_id: Option<i64>,
     pub received_at: i64,
     pub control_id: Option<String>,
     pub message_type: Option<String>,
@@ -138,12 +140,48 @@ pub struct MessageDetail {
 pub struct DeliveryView {
     pub id: i64,
     pub message_id: i64,
+    pub channel: String,
     pub destination: String,
+    pub ordering_key: Option<String>,
     pub status: DeliveryStatus,
     pub attempts: u32,
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
+    pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// Filters for listing deliveries; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub channel: Option<String>,
+    pub destination: Option<String>,
+    pub status: Option<DeliveryStatus>,
+    pub message_id: Option<i64>,
+    /// Created at or after (UTC micros).
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub limit: u32,
+}
+
+/// One recorded send attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptView {
+    pub attempt: u32,
+    pub started_at: i64,
+    pub duration_us: i64,
+    /// `sent`, `retry` or `error`.
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+/// A new delivery of an already stored message (reprocessing): history is never rewritten.
+#[derive(Debug, Clone)]
+pub struct Redelivery {
+    pub message_id: i64,
+    pub channel: String,
+    pub destination: String,
+    pub ordering_key: Option<String>,
 }
 
 /// Counts per channel × destination × status, for `medway status` and metrics.
@@ -155,9 +193,42 @@ pub struct QueueCount {
     pub count: i64,
 }
 
+/// The read side, for people and tools (`medway messages`, `medway deliveries`, the admin API).
+#[async_trait]
+pub trait Inspect: Send + Sync {
+    async fn list_messages(
+        &self,
+        filter: &MessageFilter,
+    ) -> Result<Vec<MessageSummary>, StoreError>;
+
+    async fn message(&self, id: i64) -> Result<Option<MessageDetail>, StoreError>;
+
+    /// Deliveries of the given messages, by message id then delivery id.
+    async fn deliveries_of(&self, message_ids: &[i64]) -> Result<Vec<DeliveryView>, StoreError>;
+
+    async fn queue_counts(&self) -> Result<Vec<QueueCount>, StoreError>;
+
+    /// A cheap round trip, for health checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Ids of the messages handed over from this one (channel destinations).
+    async fn children(&self, message_id: i64) -> Result<Vec<i64>, StoreError>;
+
+    /// The message a delivery already created in another channel, if it did (idempotency of
+    /// the channel destination).
+    async fn find_child(&self, parent_delivery_id: i64) -> Result<Option<i64>, StoreError>;
+
+    async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+    ) -> Result<Vec<DeliveryView>, StoreError>;
+
+    async fn attempts(&self, delivery_id: i64) -> Result<Vec<AttemptView>, StoreError>;
+}
+
 /// The durable store. Every method is safe to call concurrently.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Inspect + Send + Sync + 'static {
     /// Commits messages (each with its deliveries) and delivery outcomes in **one durable
     /// transaction**; returns the new message ids in order. On error nothing was written.
     async fn write_batch(
@@ -181,23 +252,11 @@ pub trait Store: Send + Sync + 'static {
     /// Drops the leases on these deliveries (claimed but not attempted), keeping their order.
     async fn release(&self, delivery_ids: &[i64]) -> Result<(), StoreError>;
 
+    /// Adds new queued deliveries for stored messages (reprocessing); returns their ids.
+    async fn add_deliveries(&self, deliveries: &[Redelivery]) -> Result<Vec<i64>, StoreError>;
+
     /// Drops every lease held by `owner` (at start-up of a single node, and at clean shutdown).
     async fn release_leases(&self, owner: &str) -> Result<(), StoreError>;
-
-    async fn list_messages(
-        &self,
-        filter: &MessageFilter,
-    ) -> Result<Vec<MessageSummary>, StoreError>;
-
-    async fn message(&self, id: i64) -> Result<Option<MessageDetail>, StoreError>;
-
-    /// Deliveries of the given messages, by message id then delivery id.
-    async fn deliveries_of(&self, message_ids: &[i64]) -> Result<Vec<DeliveryView>, StoreError>;
-
-    async fn queue_counts(&self) -> Result<Vec<QueueCount>, StoreError>;
-
-    /// A cheap round trip, for health checks.
-    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 /// Opens the store named by `url`, creating its schema if needed.

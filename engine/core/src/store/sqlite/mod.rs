@@ -10,18 +10,17 @@
 //! the recovery wanted. Keeping leases out of the file keeps the only writer the group commit:
 //! claims never take SQLite's write lock, so they never make a commit wait in the busy handler.
 
+use super::Redelivery;
 use super::claim::{ClaimOrder, PendingRow, lookahead, select};
 use super::migrations;
-use super::{
-    Claim, DeliveryOutcome, DeliveryView, MessageDetail, MessageFilter, MessageSummary, QueueCount,
-    Store, StoreError, delivery_status, message_status,
-};
+
+mod inspect;
+use super::{Claim, DeliveryOutcome, Store, StoreError};
 use crate::clock::now_micros;
 use crate::message::{Delivery, NewMessage};
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, SqlitePool as Pool};
 use std::collections::HashMap;
@@ -109,33 +108,6 @@ impl SqliteStore {
     }
 }
 
-const SUMMARY_COLUMNS: &str = "id, channel, received_at, control_id, message_type, status, error";
-
-fn summary(row: &SqliteRow) -> Result<MessageSummary, sqlx::Error> {
-    Ok(MessageSummary {
-        id: row.try_get("id")?,
-        channel: row.try_get("channel")?,
-        received_at: row.try_get("received_at")?,
-        control_id: row.try_get("control_id")?,
-        message_type: row.try_get("message_type")?,
-        status: message_status(row.try_get("status")?),
-        error: row.try_get("error")?,
-    })
-}
-
-fn delivery_view(row: &SqliteRow) -> Result<DeliveryView, sqlx::Error> {
-    Ok(DeliveryView {
-        id: row.try_get("id")?,
-        message_id: row.try_get("message_id")?,
-        destination: row.try_get("destination")?,
-        status: delivery_status(row.try_get("status")?),
-        attempts: row.try_get::<i64, _>("attempts")? as u32,
-        next_attempt_at: row.try_get("next_attempt_at")?,
-        last_error: row.try_get("last_error")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn write_batch(
@@ -149,7 +121,8 @@ impl Store for SqliteStore {
         for m in messages {
             let done = sqlx::query(
                 "INSERT INTO messages (channel, received_at, control_id, message_type, status, \
-                 error, patient_key, peer, raw, transformed) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                 error, patient_key, peer, raw, transformed, parent_id, parent_delivery_id) \
+                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             )
             .bind(&*m.channel)
             .bind(m.received_at)
@@ -161,6 +134,8 @@ impl Store for SqliteStore {
             .bind(m.peer.as_deref())
             .bind(&m.raw[..])
             .bind(m.transformed.as_deref())
+            .bind(m.parent.map(|p| p.message_id))
+            .bind(m.parent.map(|p| p.delivery_id))
             .execute(&mut *tx)
             .await?;
             let id = done.last_insert_rowid();
@@ -325,6 +300,31 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn add_deliveries(&self, deliveries: &[Redelivery]) -> Result<Vec<i64>, StoreError> {
+        let now = now_micros();
+        let mut ids = Vec::with_capacity(deliveries.len());
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        for d in deliveries {
+            let done = sqlx::query(
+                "INSERT INTO deliveries (message_id, channel, destination, status, ordering_key, \
+                 attempts, next_attempt_at, created_at, updated_at) \
+                 VALUES (?,?,?,'queued',?,0,?,?,?)",
+            )
+            .bind(d.message_id)
+            .bind(&d.channel)
+            .bind(&d.destination)
+            .bind(d.ordering_key.as_deref())
+            .bind(now)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            ids.push(done.last_insert_rowid());
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
     async fn release_leases(&self, owner: &str) -> Result<(), StoreError> {
         // One SQLite file has one node: whoever held a lease, it is stale now.
         let _ = owner;
@@ -332,90 +332,6 @@ impl Store for SqliteStore {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
-        Ok(())
-    }
-
-    async fn list_messages(
-        &self,
-        filter: &MessageFilter,
-    ) -> Result<Vec<MessageSummary>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SUMMARY_COLUMNS} FROM messages WHERE \
-             (?1 IS NULL OR channel = ?1) AND (?2 IS NULL OR status = ?2) AND \
-             (?3 IS NULL OR control_id = ?3) AND (?4 IS NULL OR received_at >= ?4) AND \
-             (?5 IS NULL OR received_at <= ?5) ORDER BY id DESC LIMIT ?6"
-        )))
-        .bind(filter.channel.as_deref())
-        .bind(filter.status.map(|s| s.as_str()))
-        .bind(filter.control_id.as_deref())
-        .bind(filter.since)
-        .bind(filter.until)
-        .bind(i64::from(filter.limit.max(1)))
-        .fetch_all(&self.work)
-        .await?;
-        Ok(rows.iter().map(summary).collect::<Result<_, _>>()?)
-    }
-
-    async fn message(&self, id: i64) -> Result<Option<MessageDetail>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SUMMARY_COLUMNS}, patient_key, peer, raw, transformed \
-             FROM messages WHERE id = ?"
-        )))
-        .bind(id)
-        .fetch_optional(&self.work)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(MessageDetail {
-            summary: summary(&row)?,
-            patient_key: row.try_get("patient_key")?,
-            peer: row.try_get("peer")?,
-            raw: row.try_get("raw")?,
-            transformed: row.try_get("transformed")?,
-        }))
-    }
-
-    async fn deliveries_of(&self, message_ids: &[i64]) -> Result<Vec<DeliveryView>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in message_ids.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(",");
-            let sql = format!(
-                "SELECT id, message_id, destination, status, attempts, next_attempt_at, \
-                 last_error, updated_at FROM deliveries WHERE message_id IN ({marks}) \
-                 ORDER BY message_id, id"
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            for row in query.fetch_all(&self.work).await? {
-                out.push(delivery_view(&row)?);
-            }
-        }
-        Ok(out)
-    }
-
-    async fn queue_counts(&self) -> Result<Vec<QueueCount>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT channel, destination, status, COUNT(*) AS n FROM deliveries \
-             GROUP BY channel, destination, status ORDER BY channel, destination, status",
-        )
-        .fetch_all(&self.work)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(QueueCount {
-                    channel: row.try_get("channel")?,
-                    destination: row.try_get("destination")?,
-                    status: delivery_status(row.try_get("status")?),
-                    count: row.try_get("n")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.work).await?;
         Ok(())
     }
 }

@@ -5,17 +5,17 @@
 //! crashed node's work is picked up when its leases expire. Migrations take an advisory lock so
 //! nodes starting together do not race.
 
+use super::Redelivery;
 use super::claim::{ClaimOrder, PendingRow, lookahead, select};
 use super::migrations;
-use super::{
-    AttemptResult, Claim, DeliveryOutcome, DeliveryView, MessageDetail, MessageFilter,
-    MessageSummary, QueueCount, Store, StoreError, delivery_status, message_status,
-};
+
+mod inspect;
+use super::{AttemptResult, Claim, DeliveryOutcome, Store, StoreError};
 use crate::clock::now_micros;
 use crate::message::{Delivery, NewMessage};
 use async_trait::async_trait;
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -78,31 +78,6 @@ impl PostgresStore {
     }
 }
 
-fn summary(row: &PgRow) -> Result<MessageSummary, sqlx::Error> {
-    Ok(MessageSummary {
-        id: row.try_get("id")?,
-        channel: row.try_get("channel")?,
-        received_at: row.try_get("received_at")?,
-        control_id: row.try_get("control_id")?,
-        message_type: row.try_get("message_type")?,
-        status: message_status(row.try_get("status")?),
-        error: row.try_get("error")?,
-    })
-}
-
-fn delivery_view(row: &PgRow) -> Result<DeliveryView, sqlx::Error> {
-    Ok(DeliveryView {
-        id: row.try_get("id")?,
-        message_id: row.try_get("message_id")?,
-        destination: row.try_get("destination")?,
-        status: delivery_status(row.try_get("status")?),
-        attempts: row.try_get::<i32, _>("attempts")? as u32,
-        next_attempt_at: row.try_get("next_attempt_at")?,
-        last_error: row.try_get("last_error")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
 #[async_trait]
 impl Store for PostgresStore {
     async fn write_batch(
@@ -116,8 +91,8 @@ impl Store for PostgresStore {
         for m in messages {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO messages (channel, received_at, control_id, message_type, status, \
-                 error, patient_key, peer, raw, transformed) \
-                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) RETURNING id",
+                 error, patient_key, peer, raw, transformed, parent_id, parent_delivery_id) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING id",
             )
             .bind(&*m.channel)
             .bind(m.received_at)
@@ -129,6 +104,8 @@ impl Store for PostgresStore {
             .bind(m.peer.as_deref())
             .bind(&m.raw[..])
             .bind(m.transformed.as_deref())
+            .bind(m.parent.map(|p| p.message_id))
+            .bind(m.parent.map(|p| p.delivery_id))
             .fetch_one(&mut *tx)
             .await?;
             for d in &m.deliveries {
@@ -296,6 +273,29 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn add_deliveries(&self, deliveries: &[Redelivery]) -> Result<Vec<i64>, StoreError> {
+        let now = now_micros();
+        let mut ids = Vec::with_capacity(deliveries.len());
+        let mut tx = self.pool.begin().await?;
+        for d in deliveries {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO deliveries (message_id, channel, destination, status, ordering_key, \
+                 attempts, next_attempt_at, created_at, updated_at) \
+                 VALUES ($1,$2,$3,'queued',$4,0,$5,$5,$5) RETURNING id",
+            )
+            .bind(d.message_id)
+            .bind(&d.channel)
+            .bind(&d.destination)
+            .bind(d.ordering_key.as_deref())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
     async fn release_leases(&self, owner: &str) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
@@ -303,82 +303,6 @@ impl Store for PostgresStore {
         .bind(owner)
         .execute(&self.pool)
         .await?;
-        Ok(())
-    }
-
-    async fn list_messages(
-        &self,
-        filter: &MessageFilter,
-    ) -> Result<Vec<MessageSummary>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, channel, received_at, control_id, message_type, status, error \
-             FROM messages WHERE ($1::text IS NULL OR channel = $1) AND \
-             ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR control_id = $3) AND \
-             ($4::bigint IS NULL OR received_at >= $4) AND \
-             ($5::bigint IS NULL OR received_at <= $5) ORDER BY id DESC LIMIT $6",
-        )
-        .bind(filter.channel.as_deref())
-        .bind(filter.status.map(|s| s.as_str()))
-        .bind(filter.control_id.as_deref())
-        .bind(filter.since)
-        .bind(filter.until)
-        .bind(i64::from(filter.limit.max(1)))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(summary).collect::<Result<_, _>>()?)
-    }
-
-    async fn message(&self, id: i64) -> Result<Option<MessageDetail>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, channel, received_at, control_id, message_type, status, error, \
-             patient_key, peer, raw, transformed FROM messages WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(MessageDetail {
-            summary: summary(&row)?,
-            patient_key: row.try_get("patient_key")?,
-            peer: row.try_get("peer")?,
-            raw: row.try_get("raw")?,
-            transformed: row.try_get("transformed")?,
-        }))
-    }
-
-    async fn deliveries_of(&self, message_ids: &[i64]) -> Result<Vec<DeliveryView>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, message_id, destination, status, attempts, next_attempt_at, last_error, \
-             updated_at FROM deliveries WHERE message_id = ANY($1) ORDER BY message_id, id",
-        )
-        .bind(message_ids)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(delivery_view).collect::<Result<_, _>>()?)
-    }
-
-    async fn queue_counts(&self) -> Result<Vec<QueueCount>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT channel, destination, status, COUNT(*) AS n FROM deliveries \
-             GROUP BY channel, destination, status ORDER BY channel, destination, status",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(QueueCount {
-                    channel: row.try_get("channel")?,
-                    destination: row.try_get("destination")?,
-                    status: delivery_status(row.try_get("status")?),
-                    count: row.try_get("n")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 }

@@ -1,0 +1,186 @@
+//! The read side of the PostgreSQL store (see [`Inspect`]).
+
+use super::PostgresStore;
+use crate::store::{
+    AttemptView, DeliveryFilter, DeliveryView, Inspect, MessageDetail, MessageFilter,
+    MessageSummary, QueueCount, StoreError, delivery_status, message_status,
+};
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+const SUMMARY_COLUMNS: &str =
+    "id, channel, parent_id, received_at, control_id, message_type, status, error";
+
+const DELIVERY_COLUMNS: &str = "id, message_id, channel, destination, ordering_key, status, \
+     attempts, next_attempt_at, last_error, created_at, updated_at";
+
+fn summary(row: &PgRow) -> Result<MessageSummary, sqlx::Error> {
+    Ok(MessageSummary {
+        id: row.try_get("id")?,
+        channel: row.try_get("channel")?,
+        parent_id: row.try_get("parent_id")?,
+        received_at: row.try_get("received_at")?,
+        control_id: row.try_get("control_id")?,
+        message_type: row.try_get("message_type")?,
+        status: message_status(row.try_get("status")?),
+        error: row.try_get("error")?,
+    })
+}
+
+fn delivery_view(row: &PgRow) -> Result<DeliveryView, sqlx::Error> {
+    Ok(DeliveryView {
+        id: row.try_get("id")?,
+        message_id: row.try_get("message_id")?,
+        channel: row.try_get("channel")?,
+        destination: row.try_get("destination")?,
+        ordering_key: row.try_get("ordering_key")?,
+        status: delivery_status(row.try_get("status")?),
+        attempts: row.try_get::<i32, _>("attempts")? as u32,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl Inspect for PostgresStore {
+    async fn list_messages(
+        &self,
+        filter: &MessageFilter,
+    ) -> Result<Vec<MessageSummary>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUMMARY_COLUMNS} FROM messages WHERE \
+             ($1::text IS NULL OR channel = $1) AND ($2::text IS NULL OR status = $2) AND \
+             ($3::text IS NULL OR control_id = $3) AND ($4::bigint IS NULL OR received_at >= $4) AND \
+             ($5::bigint IS NULL OR received_at <= $5) ORDER BY id DESC LIMIT $6"
+        )))
+        .bind(filter.channel.as_deref())
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(filter.control_id.as_deref())
+        .bind(filter.since)
+        .bind(filter.until)
+        .bind(i64::from(filter.limit.max(1)))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(summary).collect::<Result<_, _>>()?)
+    }
+
+    async fn message(&self, id: i64) -> Result<Option<MessageDetail>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUMMARY_COLUMNS}, patient_key, peer, raw, transformed \
+             FROM messages WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(MessageDetail {
+            summary: summary(&row)?,
+            patient_key: row.try_get("patient_key")?,
+            peer: row.try_get("peer")?,
+            raw: row.try_get("raw")?,
+            transformed: row.try_get("transformed")?,
+        }))
+    }
+
+    async fn deliveries_of(&self, message_ids: &[i64]) -> Result<Vec<DeliveryView>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE message_id = ANY($1) \
+             ORDER BY message_id, id"
+        )))
+        .bind(message_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(delivery_view).collect::<Result<_, _>>()?)
+    }
+
+    async fn queue_counts(&self) -> Result<Vec<QueueCount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT channel, destination, status, COUNT(*) AS n FROM deliveries \
+             GROUP BY channel, destination, status ORDER BY channel, destination, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QueueCount {
+                    channel: row.try_get("channel")?,
+                    destination: row.try_get("destination")?,
+                    status: delivery_status(row.try_get("status")?),
+                    count: row.try_get("n")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn children(&self, message_id: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM messages WHERE parent_id = $1 ORDER BY id")
+                .bind(message_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn find_child(&self, parent_delivery_id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM messages WHERE parent_delivery_id = $1 LIMIT 1")
+                .bind(parent_delivery_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+    ) -> Result<Vec<DeliveryView>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE \
+             ($1::text IS NULL OR channel = $1) AND ($2::text IS NULL OR destination = $2) AND \
+             ($3::text IS NULL OR status = $3) AND ($4::bigint IS NULL OR message_id = $4) AND \
+             ($5::bigint IS NULL OR created_at >= $5) AND ($6::bigint IS NULL OR created_at <= $6) \
+             ORDER BY id DESC LIMIT $7"
+        )))
+        .bind(filter.channel.as_deref())
+        .bind(filter.destination.as_deref())
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(filter.message_id)
+        .bind(filter.since)
+        .bind(filter.until)
+        .bind(i64::from(filter.limit.max(1)))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(delivery_view).collect::<Result<_, _>>()?)
+    }
+
+    async fn attempts(&self, delivery_id: i64) -> Result<Vec<AttemptView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT attempt, started_at, duration_us, outcome, detail FROM delivery_attempts \
+             WHERE delivery_id = $1 ORDER BY id",
+        )
+        .bind(delivery_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AttemptView {
+                    attempt: row.try_get::<i32, _>("attempt")? as u32,
+                    started_at: row.try_get("started_at")?,
+                    duration_us: row.try_get("duration_us")?,
+                    outcome: row.try_get("outcome")?,
+                    detail: row.try_get("detail")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
