@@ -1,16 +1,17 @@
 //! The one place that maps a channel file's `kind = "…"` to a connector.
 
 use crate::destinations::file::{FileSettings, FileWriter};
+use crate::destinations::channel::{ChannelWriter, ChannelWriterSettings};
 use crate::destinations::mllp::{MllpSender, MllpSenderSettings};
 use crate::destinations::rabbitmq::{RabbitMqPublisher, RabbitMqSettings};
 use crate::destinations::http::{HttpSender, HttpSettings};
 use crate::sources::mllp::{MllpListener, MllpSourceSettings};
 use medway_engine::config::{ConfigError, ConnectorSpec, SettingsError, closest_kind};
-use medway_engine::connector::{ConnectorFactory, Destination, Source};
+use medway_engine::connector::{ConnectorContext, ConnectorFactory, Destination, Source};
 use std::sync::Arc;
 
 pub const SOURCE_KINDS: &[&str] = &["mllp"];
-pub const DESTINATION_KINDS: &[&str] = &["file", "mllp", "http", "rabbitmq"];
+pub const DESTINATION_KINDS: &[&str] = &["file", "mllp", "channel", "http", "rabbitmq"];
 
 /// Builds every connector Medway ships.
 #[derive(Debug, Default, Clone, Copy)]
@@ -31,6 +32,7 @@ impl ConnectorFactory for Registry {
         &self,
         channel: &str,
         spec: &ConnectorSpec,
+        cx: &ConnectorContext,
     ) -> Result<Arc<dyn Destination>, ConfigError> {
         match spec.kind.as_str() {
             "file" => {
@@ -40,6 +42,10 @@ impl ConnectorFactory for Registry {
             "mllp" => {
                 let settings = MllpSenderSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
                 Ok(Arc::new(MllpSender::new(settings)))
+            }
+            "channel" => {
+                let settings = ChannelWriterSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
+                Ok(Arc::new(ChannelWriter::new(settings, cx.clone())))
             }
             "http" => {
                 let settings = HttpSettings::from_spec(spec).map_err(|e| spec.locate(e))?;

@@ -186,7 +186,7 @@ async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Se
 }
 
 /// An ORU with a latin-1 byte, CR segment ends and an escape, to prove the body is sent as is.
-const PAYLOAD: &[u8] = b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240501103000||ORU^R01|LAB0042|P|2.5.1|||||||8859/1\r\
+const PAYLOAD: &[u8] = b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240501103000||ORU^R01|LAB0042|P|2.5.1||||||8859/1\r\
 PID|1||00123456^^^HOSP^MR||M\xdcLLER^J\\T\\R\r\
 OBX|1|NM|8867-4^Heart rate^LN||72|/min\r";
 
@@ -272,7 +272,7 @@ async fn method_and_content_type_are_configurable_and_built_through_the_registry
     ))
     .unwrap();
     let destination = Registry
-        .destination("lab-results", &ConnectorSpec::inline("http", table))
+        .destination("lab-results", &ConnectorSpec::inline("http", table), &Default::default())
         .unwrap();
     let mut json = delivery(5);
     json.payload = Bytes::from_static(b"{\"resourceType\":\"Bundle\"}");

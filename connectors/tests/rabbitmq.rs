@@ -254,11 +254,11 @@ fn the_registry_builds_a_rabbitmq_destination() {
     let table: toml::Table =
         toml::from_str(&format!("url = {:?}\nrouting_key = \"{{type}}\"", url())).expect("TOML");
     let spec = ConnectorSpec::inline("rabbitmq", table);
-    assert!(Registry.destination("lab", &spec).is_ok());
+    assert!(Registry.destination("lab", &spec, &Default::default()).is_ok());
     let mut table: toml::Table = toml::from_str("routing_key = \"{nope}\"").expect("TOML");
     table.insert("url".into(), url().into());
     let error = Registry
-        .destination("lab", &ConnectorSpec::inline("rabbitmq", table))
+        .destination("lab", &ConnectorSpec::inline("rabbitmq", table), &Default::default())
         .err()
         .expect("a bad template");
     assert!(error.to_string().contains("routing_key"), "{error}");

@@ -62,7 +62,7 @@ pub fn test_channel(mut config: EngineConfig, args: TestChannelArgs) -> anyhow::
             return Ok(ExitCode::from(1));
         }
     };
-    let built = match build_channels(&config, channels, &scripts, &Registry) {
+    let built = match build_channels(&config, channels, &scripts, &Registry, &Default::default()) {
         Ok(built) => built,
         Err(errors) => {
             println!("{errors}");

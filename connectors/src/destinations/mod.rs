@@ -1,5 +1,6 @@
 //! Destinations: where committed deliveries go.
 
+pub mod channel;
 pub mod file;
 pub mod mllp;
 pub mod http;

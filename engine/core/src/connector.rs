@@ -117,6 +117,15 @@ pub trait Destination: Send + Sync + 'static {
     }
 }
 
+/// What the engine lends connectors that need more than their own settings.
+#[derive(Clone, Default)]
+pub struct ConnectorContext {
+    /// The running channels, for destinations that hand messages to another channel.
+    pub channels: crate::channel::ChannelDirectory,
+    /// The store's read side (absent in `medway check` and `medway test-channel`).
+    pub store: Option<Arc<dyn crate::store::Store>>,
+}
+
 /// Builds connectors from their `kind` and settings. Implemented by `medway-connectors`'s registry.
 pub trait ConnectorFactory: Send + Sync {
     fn source(&self, channel: &str, spec: &ConnectorSpec) -> Result<Box<dyn Source>, ConfigError>;
@@ -124,6 +133,7 @@ pub trait ConnectorFactory: Send + Sync {
         &self,
         channel: &str,
         spec: &ConnectorSpec,
+        cx: &ConnectorContext,
     ) -> Result<Arc<dyn Destination>, ConfigError>;
     /// The address a source listens on, if it listens (two channels may not share one), and
     /// the key naming it, for the error message.

@@ -22,6 +22,31 @@ use crate::store::WriterHandle;
 use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 
+/// The running channels by name, for channel destinations. Updated as channels start and stop.
+#[derive(Clone, Default)]
+pub struct ChannelDirectory(Arc<RwLock<std::collections::HashMap<String, ChannelHandle>>>);
+
+impl ChannelDirectory {
+    pub fn get(&self, name: &str) -> Option<ChannelHandle> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub(crate) fn insert(&self, handle: ChannelHandle) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(handle.name().to_string(), handle);
+    }
+
+    pub(crate) fn remove(&self, name: &str) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).remove(name);
+    }
+}
+
 /// One destination as the channel runtime sees it: a name and the worker to wake.
 #[derive(Clone)]
 pub struct DestinationSlot {

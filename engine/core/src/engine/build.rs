@@ -7,7 +7,7 @@ use crate::config::{
     ChannelConfig, ConfigError, ConfigErrors, ConnectorSpec, DestinationConfig, EngineConfig,
     SettingsError,
 };
-use crate::connector::{ConnectorFactory, Destination, Source};
+use crate::connector::{ConnectorContext, ConnectorFactory, Destination, Source};
 use crate::delivery::DestinationScripts;
 use crate::script::{CodeMaps, ScriptEngine, ScriptSettings};
 use std::hash::{Hash, Hasher};
@@ -66,6 +66,7 @@ pub fn build_channels(
     channels: Vec<ChannelConfig>,
     scripts: &ScriptSetup,
     factory: &dyn ConnectorFactory,
+    cx: &ConnectorContext,
 ) -> Result<Vec<BuiltChannel>, ConfigErrors> {
     let mut errors = Vec::new();
     let mut built = Vec::new();
@@ -91,7 +92,7 @@ pub fn build_channels(
             }
             listeners.push((address, channel.name.clone(), channel.file.clone()));
         }
-        match build_one(config, channel, scripts, factory) {
+        match build_one(config, channel, scripts, factory, cx) {
             Ok(channel) => built.push(channel),
             Err(mut e) => errors.append(&mut e),
         }
@@ -108,6 +109,7 @@ fn build_one(
     channel: ChannelConfig,
     scripts: &ScriptSetup,
     factory: &dyn ConnectorFactory,
+    cx: &ConnectorContext,
 ) -> Result<BuiltChannel, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let pipeline = ChannelPipeline::build(&channel, &scripts.engine, &config.scripts)
@@ -120,7 +122,7 @@ fn build_one(
     let mut destinations = Vec::new();
     for dest in &channel.destinations {
         let destination = factory
-            .destination(&channel.name, &dest.spec)
+            .destination(&channel.name, &dest.spec, cx)
             .map_err(|e| errors.push(e));
         let dest_scripts =
             DestinationScripts::build(&channel, dest, &scripts.engine, &config.scripts)

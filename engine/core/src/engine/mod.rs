@@ -15,9 +15,11 @@
 
 pub mod build;
 
-use crate::channel::{AckIds, ChannelHandle, ChannelInner, ChannelPipeline, DestinationSlot};
+use crate::channel::{
+    AckIds, ChannelDirectory, ChannelHandle, ChannelInner, ChannelPipeline, DestinationSlot,
+};
 use crate::config::{ChannelConfig, ConfigErrors, ConnectorSpec, EngineConfig, load_channel_dir};
-use crate::connector::{ConnectorFactory, Source, SourceContext};
+use crate::connector::{ConnectorContext, ConnectorFactory, Source, SourceContext};
 use crate::delivery::{DeliveryWorker, WorkerSettings};
 use crate::store::{self, ClaimOrder, Store, StoreError, StoreWriter, WriterHandle};
 use build::{
@@ -83,6 +85,7 @@ pub struct RunningEngine {
     config: EngineConfig,
     salt: String,
     channels: HashMap<String, LiveChannel>,
+    directory: ChannelDirectory,
     shutdown: CancellationToken,
     worker_root: CancellationToken,
     settings: WorkerSettings,
@@ -104,9 +107,14 @@ impl RunningEngine {
         let salt = load_or_create_salt(&config.salt_file).map_err(EngineError::Salt)?;
         let scripts = ScriptSetup::load(config, &salt)
             .map_err(|e| EngineError::Config(ConfigErrors(vec![e])))?;
-        let built =
-            build_channels(config, channels, &scripts, factory).map_err(EngineError::Config)?;
         let store = store::open(&config.store.url, config.store.pool_size).await?;
+        let directory = ChannelDirectory::default();
+        let cx = ConnectorContext {
+            channels: directory.clone(),
+            store: Some(store.clone()),
+        };
+        let built = build_channels(config, channels, &scripts, factory, &cx)
+            .map_err(EngineError::Config)?;
         let settings = WorkerSettings {
             lease: Duration::from_secs(config.delivery.lease_secs.max(1)),
             batch: config.delivery.batch.max(1),
@@ -128,6 +136,7 @@ impl RunningEngine {
             config: config.clone(),
             salt,
             channels: HashMap::new(),
+            directory,
             shutdown,
             worker_root: CancellationToken::new(),
             settings,
@@ -259,6 +268,7 @@ impl RunningEngine {
         } = built;
         let (inner, workers) = self.inner_for(&config, &destinations, pipeline);
         let handle = ChannelHandle::new(inner);
+        self.directory.insert(handle.clone());
         let live_source = self
             .start_source(&handle, config.source.clone(), source)
             .await?;
@@ -284,7 +294,11 @@ impl RunningEngine {
         let channels = load_channels(&self.config)?;
         let scripts =
             ScriptSetup::load(&self.config, &self.salt).map_err(|e| ConfigErrors(vec![e]))?;
-        let built = build_channels(&self.config, channels, &scripts, factory)?;
+        let cx = ConnectorContext {
+            channels: self.directory.clone(),
+            store: Some(self.store.clone()),
+        };
+        let built = build_channels(&self.config, channels, &scripts, factory, &cx)?;
         let mut report = ReloadReport::default();
         let keep: Vec<String> = built.iter().map(|b| b.config.name.clone()).collect();
 
@@ -297,6 +311,7 @@ impl RunningEngine {
             .collect();
         for name in gone {
             if let Some(channel) = self.channels.remove(&name) {
+                self.directory.remove(&name);
                 stop_channel(channel).await;
                 report.removed.push(name);
             }
