@@ -5,13 +5,14 @@ use crate::destinations::channel::{ChannelWriter, ChannelWriterSettings};
 use crate::destinations::mllp::{MllpSender, MllpSenderSettings};
 use crate::destinations::rabbitmq::{RabbitMqPublisher, RabbitMqSettings};
 use crate::destinations::http::{HttpSender, HttpSettings};
+use crate::destinations::postgres::{PostgresSettings, PostgresWriter};
 use crate::sources::mllp::{MllpListener, MllpSourceSettings};
 use medway_engine::config::{ConfigError, ConnectorSpec, SettingsError, closest_kind};
 use medway_engine::connector::{ConnectorContext, ConnectorFactory, Destination, Source};
 use std::sync::Arc;
 
 pub const SOURCE_KINDS: &[&str] = &["mllp"];
-pub const DESTINATION_KINDS: &[&str] = &["file", "mllp", "channel", "http", "rabbitmq"];
+pub const DESTINATION_KINDS: &[&str] = &["file", "mllp", "channel", "http", "postgres", "rabbitmq"];
 
 /// Builds every connector Medway ships.
 #[derive(Debug, Default, Clone, Copy)]
@@ -51,6 +52,11 @@ impl ConnectorFactory for Registry {
                 let settings = HttpSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
                 let sender = HttpSender::new(settings).map_err(|e| spec.locate(e))?;
                 Ok(Arc::new(sender))
+            }
+            "postgres" => {
+                let settings = PostgresSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
+                let writer = PostgresWriter::new(settings).map_err(|e| spec.locate(e))?;
+                Ok(Arc::new(writer))
             }
             "rabbitmq" => {
                 let settings = RabbitMqSettings::from_spec(spec).map_err(|e| spec.locate(e))?;

@@ -3,10 +3,9 @@
 //! (status, `Retry-After`, a stall past the timeout, a refused connection).
 
 use bytes::Bytes;
-use medway_connectors::Registry;
 use medway_connectors::destinations::http::{HttpSender, HttpSettings};
 use medway_engine::config::ConnectorSpec;
-use medway_engine::connector::{ConnectorFactory, Destination, Retry};
+use medway_engine::connector::{Destination, Retry};
 use medway_engine::message::Delivery;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -264,16 +263,12 @@ async fn a_retried_delivery_carries_the_same_idempotency_key() {
 }
 
 #[tokio::test]
-async fn method_and_content_type_are_configurable_and_built_through_the_registry() {
+async fn method_and_content_type_are_configurable() {
     let server = TestServer::start(Answer::status(204, "No Content")).await;
-    let table: toml::Table = toml::from_str(&format!(
+    let destination = sender(&format!(
         "url = \"{}\"\nmethod = \"put\"\ncontent_type = \"application/json\"\ntimeout_ms = 5000",
         server.url("/fhir/Bundle")
-    ))
-    .unwrap();
-    let destination = Registry
-        .destination("lab-results", &ConnectorSpec::inline("http", table), &Default::default())
-        .unwrap();
+    ));
     let mut json = delivery(5);
     json.payload = Bytes::from_static(b"{\"resourceType\":\"Bundle\"}");
     let response = destination.send(&json).await.unwrap();
