@@ -185,7 +185,8 @@ async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Se
 }
 
 /// An ORU with a latin-1 byte, CR segment ends and an escape, to prove the body is sent as is.
-const PAYLOAD: &[u8] = b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240501103000||ORU^R01|LAB0042|P|2.5.1||||||8859/1\r\
+const PAYLOAD: &[u8] =
+    b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240501103000||ORU^R01|LAB0042|P|2.5.1||||||8859/1\r\
 PID|1||00123456^^^HOSP^MR||M\xdcLLER^J\\T\\R\r\
 OBX|1|NM|8867-4^Heart rate^LN||72|/min\r";
 
@@ -211,18 +212,26 @@ fn sender(toml_text: &str) -> HttpSender {
 }
 
 fn sender_for(server: &TestServer, extra: &str) -> HttpSender {
-    sender(&format!("url = \"{}\"\n{extra}", server.url("/api/hl7?feed=lab")))
+    sender(&format!(
+        "url = \"{}\"\n{extra}",
+        server.url("/api/hl7?feed=lab")
+    ))
 }
 
 #[tokio::test]
 async fn ok_200_delivers_exact_bytes_content_type_and_idempotency_key() {
-    let server = TestServer::start(Answer::status(200, "OK").body("{\"patient\":\"secret\"}")).await;
+    let server =
+        TestServer::start(Answer::status(200, "OK").body("{\"patient\":\"secret\"}")).await;
     let http = sender_for(
         &server,
         "headers = { Authorization = \"Bearer t0k3n\", X-Site = \"north\" }",
     );
     let response = http.send(&delivery(41)).await.unwrap();
-    assert!(response.summary.starts_with("HTTP 200 OK"), "{}", response.summary);
+    assert!(
+        response.summary.starts_with("HTTP 200 OK"),
+        "{}",
+        response.summary
+    );
     assert!(
         !response.summary.contains("secret"),
         "the summary never carries the response body: {}",
@@ -234,7 +243,10 @@ async fn ok_200_delivers_exact_bytes_content_type_and_idempotency_key() {
     let request = &seen[0];
     assert_eq!(request.method, "POST");
     assert_eq!(request.target, "/api/hl7?feed=lab");
-    assert_eq!(request.body, PAYLOAD, "the body is the payload, byte for byte");
+    assert_eq!(
+        request.body, PAYLOAD,
+        "the body is the payload, byte for byte"
+    );
     assert_eq!(request.headers["content-type"], "x-application/hl7-v2+er7");
     assert_eq!(request.headers["content-length"], PAYLOAD.len().to_string());
     assert_eq!(request.headers["idempotency-key"], "41");
@@ -272,7 +284,11 @@ async fn method_and_content_type_are_configurable() {
     let mut json = delivery(5);
     json.payload = Bytes::from_static(b"{\"resourceType\":\"Bundle\"}");
     let response = destination.send(&json).await.unwrap();
-    assert!(response.summary.starts_with("HTTP 204"), "{}", response.summary);
+    assert!(
+        response.summary.starts_with("HTTP 204"),
+        "{}",
+        response.summary
+    );
     let seen = server.seen();
     assert_eq!(seen[0].method, "PUT");
     assert_eq!(seen[0].headers["content-type"], "application/json");
@@ -287,7 +303,10 @@ async fn too_many_requests_retries_later_after_retry_after_seconds() {
             .body("slow down, patient MÜLLER"),
     )
     .await;
-    let error = sender_for(&server, "").send(&delivery(1)).await.unwrap_err();
+    let error = sender_for(&server, "")
+        .send(&delivery(1))
+        .await
+        .unwrap_err();
     assert_eq!(error.retry, Retry::Later);
     assert_eq!(error.retry_after, Some(Duration::from_secs(30)));
     assert!(error.reason.contains("429"), "{}", error.reason);
@@ -300,11 +319,13 @@ async fn service_unavailable_honours_an_http_date_retry_after() {
     let date = jiff::fmt::rfc2822::DateTimePrinter::new()
         .timestamp_to_rfc9110_string(&in_two_minutes)
         .unwrap();
-    let server = TestServer::start(
-        Answer::status(503, "Service Unavailable").header("Retry-After", date),
-    )
-    .await;
-    let error = sender_for(&server, "").send(&delivery(2)).await.unwrap_err();
+    let server =
+        TestServer::start(Answer::status(503, "Service Unavailable").header("Retry-After", date))
+            .await;
+    let error = sender_for(&server, "")
+        .send(&delivery(2))
+        .await
+        .unwrap_err();
     assert_eq!(error.retry, Retry::Later);
     let wait = error.retry_after.expect("Retry-After honoured");
     assert!(
@@ -316,7 +337,10 @@ async fn service_unavailable_honours_an_http_date_retry_after() {
 #[tokio::test]
 async fn server_error_retries_later() {
     let server = TestServer::start(Answer::status(500, "Internal Server Error")).await;
-    let error = sender_for(&server, "").send(&delivery(3)).await.unwrap_err();
+    let error = sender_for(&server, "")
+        .send(&delivery(3))
+        .await
+        .unwrap_err();
     assert_eq!(error.retry, Retry::Later);
     assert_eq!(error.retry_after, None);
     assert!(error.reason.contains("HTTP 500"), "{}", error.reason);
@@ -325,7 +349,10 @@ async fn server_error_retries_later() {
 #[tokio::test]
 async fn request_timeout_status_retries_later() {
     let server = TestServer::start(Answer::status(408, "Request Timeout")).await;
-    let error = sender_for(&server, "").send(&delivery(4)).await.unwrap_err();
+    let error = sender_for(&server, "")
+        .send(&delivery(4))
+        .await
+        .unwrap_err();
     assert_eq!(error.retry, Retry::Later);
 }
 
@@ -334,7 +361,10 @@ async fn bad_request_is_never_retried() {
     let server =
         TestServer::start(Answer::status(400, "Bad Request").body("PID-3 missing for DOE^JANE"))
             .await;
-    let error = sender_for(&server, "").send(&delivery(5)).await.unwrap_err();
+    let error = sender_for(&server, "")
+        .send(&delivery(5))
+        .await
+        .unwrap_err();
     assert_eq!(error.retry, Retry::Never);
     assert!(error.reason.contains("HTTP 400"), "{}", error.reason);
     assert!(!error.reason.contains("DOE"), "{}", error.reason);
@@ -346,7 +376,10 @@ async fn redirects_are_not_followed() {
         Answer::status(302, "Found").header("Location", "http://127.0.0.1:9/elsewhere"),
     )
     .await;
-    let error = sender_for(&server, "").send(&delivery(6)).await.unwrap_err();
+    let error = sender_for(&server, "")
+        .send(&delivery(6))
+        .await
+        .unwrap_err();
     assert_eq!(error.retry, Retry::Never);
     assert!(error.reason.contains("302"), "{}", error.reason);
     assert_eq!(server.seen().len(), 1);
@@ -354,8 +387,7 @@ async fn redirects_are_not_followed() {
 
 #[tokio::test]
 async fn a_peer_slower_than_the_timeout_retries_later() {
-    let server =
-        TestServer::start(Answer::status(200, "OK").delay(Duration::from_secs(5))).await;
+    let server = TestServer::start(Answer::status(200, "OK").delay(Duration::from_secs(5))).await;
     let http = sender_for(&server, "timeout_ms = 300");
     let started = Instant::now();
     let error = http.send(&delivery(7)).await.unwrap_err();

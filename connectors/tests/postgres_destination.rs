@@ -141,9 +141,19 @@ async fn rows_read_back_with_the_expected_values() {
         b"MSH|^~\\&|PAS|HOSP|MEDWAY|HOSP|20240501090000||ADT^A08|CL1|P|2.5.1||||||8859/1\r\
 PID|1||00999^^^HOSP^MR||M\xdcLLER^J\xdcRGEN\r",
     );
-    let response = destination.send(&delivery(1, escaped.clone())).await.unwrap();
-    assert!(response.summary.contains("inserted"), "{}", response.summary);
-    destination.send(&delivery(2, latin1.clone())).await.unwrap();
+    let response = destination
+        .send(&delivery(1, escaped.clone()))
+        .await
+        .unwrap();
+    assert!(
+        response.summary.contains("inserted"),
+        "{}",
+        response.summary
+    );
+    destination
+        .send(&delivery(2, latin1.clone()))
+        .await
+        .unwrap();
 
     let rows = sqlx::query(AssertSqlSafe(format!(
         "SELECT delivery_id, message_id, channel, control_id, event, mrn, family, given, \
@@ -162,17 +172,29 @@ PID|1||00999^^^HOSP^MR||M\xdcLLER^J\xdcRGEN\r",
     assert_eq!(first.get::<String, _>("control_id"), "CTL1");
     assert_eq!(first.get::<String, _>("event"), "ADT^A01");
     assert_eq!(first.get::<String, _>("mrn"), "00123456");
-    assert_eq!(first.get::<String, _>("family"), "O'BRIEN&JONES", "HL7 escapes undone");
+    assert_eq!(
+        first.get::<String, _>("family"),
+        "O'BRIEN&JONES",
+        "HL7 escapes undone"
+    );
     assert_eq!(first.get::<String, _>("given"), "MARY");
     assert_eq!(first.get::<String, _>("birth"), "1971-03-04");
     let micros = 1_714_554_000_000_001i64;
     assert_eq!(first.get::<i64, _>("received_micros"), micros);
-    assert_eq!(first.get::<i64, _>("received_at"), micros, "timestamptz to the µs");
+    assert_eq!(
+        first.get::<i64, _>("received_at"),
+        micros,
+        "timestamptz to the µs"
+    );
     assert_eq!(first.get::<String, _>("raw").as_bytes(), &escaped[..]);
     assert_eq!(first.get::<Vec<u8>, _>("raw_bytes"), escaped.to_vec());
 
     let second = &rows[1];
-    assert_eq!(second.get::<String, _>("family"), "MÜLLER", "decoded per MSH-18");
+    assert_eq!(
+        second.get::<String, _>("family"),
+        "MÜLLER",
+        "decoded per MSH-18"
+    );
     assert_eq!(second.get::<String, _>("given"), "JÜRGEN");
     assert!(second.get::<String, _>("raw").contains("MÜLLER^JÜRGEN"));
     assert_eq!(
@@ -180,7 +202,11 @@ PID|1||00999^^^HOSP^MR||M\xdcLLER^J\xdcRGEN\r",
         latin1.to_vec(),
         "bytea keeps the exact bytes"
     );
-    assert_eq!(second.get::<Option<String>, _>("birth"), None, "missing → NULL");
+    assert_eq!(
+        second.get::<Option<String>, _>("birth"),
+        None,
+        "missing → NULL"
+    );
     exec(&pool, format!("DROP SCHEMA {schema} CASCADE")).await;
 }
 
@@ -285,13 +311,24 @@ async fn upsert_keeps_one_row_per_key_and_never_goes_back_in_time() {
     writer.check().await.unwrap();
     let old = delivery(1, adt("A1", "SMITH", "JO"));
     writer.send(&old).await.unwrap();
-    writer.send(&delivery(2, adt("B2", "JONES", "AL"))).await.unwrap();
+    writer
+        .send(&delivery(2, adt("B2", "JONES", "AL")))
+        .await
+        .unwrap();
     let new = delivery(3, adt("A1", "SMITH-BROWN", "JO"));
     let response = writer.send(&new).await.unwrap();
-    assert!(response.summary.contains("upserted"), "{}", response.summary);
+    assert!(
+        response.summary.contains("upserted"),
+        "{}",
+        response.summary
+    );
     // The same delivery again, and a late retry of the older one: neither changes the row.
     let response = writer.send(&new).await.unwrap();
-    assert!(response.summary.contains("unchanged"), "{}", response.summary);
+    assert!(
+        response.summary.contains("unchanged"),
+        "{}",
+        response.summary
+    );
     writer.send(&old).await.unwrap();
     let rows: Vec<(String, String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT mrn, family, delivery_id FROM {schema}.patients ORDER BY mrn"
@@ -328,7 +365,11 @@ async fn data_the_table_refuses_is_errored_without_patient_data_in_the_reason() 
         .await
         .unwrap_err();
     assert_eq!(error.retry, Retry::Never, "{}", error.reason);
-    assert!(error.reason.contains("mrn") && error.reason.contains("23502"), "{}", error.reason);
+    assert!(
+        error.reason.contains("mrn") && error.reason.contains("23502"),
+        "{}",
+        error.reason
+    );
 
     let writer = self::writer(&format!(
         "url = \"{}\"\ntable = \"{schema}.t\"\n[columns]\ndelivery_id = \"$delivery_id\"\n\
@@ -347,10 +388,17 @@ async fn data_the_table_refuses_is_errored_without_patient_data_in_the_reason() 
             .unwrap_err();
         assert_eq!(error.retry, Retry::Never, "{}", error.reason);
         assert!(error.reason.contains(code), "{}", error.reason);
-        assert!(!error.reason.contains(secret), "value leaked: {}", error.reason);
+        assert!(
+            !error.reason.contains(secret),
+            "value leaked: {}",
+            error.reason
+        );
     }
     // Another unique constraint than the delivery id's is a real conflict, not a duplicate.
-    writer.send(&delivery(20, adt("DUP", "40", "ABC"))).await.unwrap();
+    writer
+        .send(&delivery(20, adt("DUP", "40", "ABC")))
+        .await
+        .unwrap();
     let error = writer
         .send(&delivery(21, adt("DUP", "41", "ABC")))
         .await
@@ -392,13 +440,18 @@ async fn check_names_a_missing_table_column_or_unique_index() {
     };
     let error = check("absent", "mrn = \"PID-3.1\"").await.unwrap_err();
     assert!(
-        error.reason.contains(&format!("table {schema}.absent does not exist")),
+        error
+            .reason
+            .contains(&format!("table {schema}.absent does not exist")),
         "{}",
         error.reason
     );
-    let error = check("good", "mrn = \"PID-3.1\"\nward = \"PV1-3.1\"\nbed = \"PV1-3.3\"")
-        .await
-        .unwrap_err();
+    let error = check(
+        "good",
+        "mrn = \"PID-3.1\"\nward = \"PV1-3.1\"\nbed = \"PV1-3.3\"",
+    )
+    .await
+    .unwrap_err();
     assert!(
         error.reason.contains("has no column bed, ward"),
         "{}",
@@ -407,7 +460,8 @@ async fn check_names_a_missing_table_column_or_unique_index() {
     for table in ["no_unique", "wide_unique", "partial"] {
         let error = check(table, "mrn = \"PID-3.1\"").await.unwrap_err();
         assert!(
-            error.reason.contains("no unique index on") && error.reason.contains("CREATE UNIQUE INDEX"),
+            error.reason.contains("no unique index on")
+                && error.reason.contains("CREATE UNIQUE INDEX"),
             "{table}: {}",
             error.reason
         );
@@ -422,8 +476,15 @@ async fn check_names_a_missing_table_column_or_unique_index() {
 async fn a_table_renamed_away_retries_later_and_then_succeeds() {
     let (pool, schema) = schema("renamed", ADT_TABLE).await;
     let writer = writer(&adt_settings(&schema));
-    writer.send(&delivery(1, adt("M1", "A", "B"))).await.unwrap();
-    exec(&pool, format!("ALTER TABLE {schema}.adt RENAME TO adt_away")).await;
+    writer
+        .send(&delivery(1, adt("M1", "A", "B")))
+        .await
+        .unwrap();
+    exec(
+        &pool,
+        format!("ALTER TABLE {schema}.adt RENAME TO adt_away"),
+    )
+    .await;
     let error = writer
         .send(&delivery(2, adt("M2", "A", "B")))
         .await
@@ -436,8 +497,15 @@ async fn a_table_renamed_away_retries_later_and_then_succeeds() {
         .unwrap_err();
     assert_eq!(error.retry, Retry::Later);
     assert!(error.reason.contains("does not exist"), "{}", error.reason);
-    exec(&pool, format!("ALTER TABLE {schema}.adt_away RENAME TO adt")).await;
-    writer.send(&delivery(2, adt("M2", "A", "B"))).await.unwrap();
+    exec(
+        &pool,
+        format!("ALTER TABLE {schema}.adt_away RENAME TO adt"),
+    )
+    .await;
+    writer
+        .send(&delivery(2, adt("M2", "A", "B")))
+        .await
+        .unwrap();
     assert_eq!(count(&pool, &format!("{schema}.adt")).await, 2);
     exec(&pool, format!("DROP SCHEMA {schema} CASCADE")).await;
 }
@@ -455,7 +523,10 @@ async fn no_server_retries_later() {
     let error = writer.check().await.unwrap_err();
     assert_eq!(error.retry, Retry::Later);
     assert!(!error.reason.contains("s3cr3t"), "{}", error.reason);
-    let error = writer.send(&delivery(1, adt("M", "A", "B"))).await.unwrap_err();
+    let error = writer
+        .send(&delivery(1, adt("M", "A", "B")))
+        .await
+        .unwrap_err();
     assert_eq!(error.retry, Retry::Later, "{}", error.reason);
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -468,7 +539,11 @@ async fn an_unavailable_database_delays_deliveries_and_loses_none() {
     const TOTAL: i64 = 400;
     let admin = admin().await;
     let database = "medway_pgdest_outage";
-    exec(&admin, format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).await;
+    exec(
+        &admin,
+        format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+    )
+    .await;
     exec(&admin, format!("CREATE DATABASE {database}")).await;
     let target = PgPoolOptions::new()
         .max_connections(1)
@@ -530,7 +605,11 @@ async fn an_unavailable_database_delays_deliveries_and_loses_none() {
     while sent.load(Ordering::SeqCst) < 100 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    exec(&admin, format!("ALTER DATABASE {database} ALLOW_CONNECTIONS false")).await;
+    exec(
+        &admin,
+        format!("ALTER DATABASE {database} ALLOW_CONNECTIONS false"),
+    )
+    .await;
     exec(
         &admin,
         format!(
@@ -543,7 +622,11 @@ async fn an_unavailable_database_delays_deliveries_and_loses_none() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let sent_during = sent.load(Ordering::SeqCst) - sent_at_outage;
     let failures = later.load(Ordering::SeqCst);
-    exec(&admin, format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true")).await;
+    exec(
+        &admin,
+        format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"),
+    )
+    .await;
 
     tokio::time::timeout(Duration::from_secs(60), async {
         for worker in workers {
@@ -552,8 +635,14 @@ async fn an_unavailable_database_delays_deliveries_and_loses_none() {
     })
     .await
     .expect("every delivery drains after the database is back");
-    assert!(failures > 0, "sends failed while the database was unavailable");
-    assert!(sent_during <= 4, "at most the in-flight sends finished: {sent_during}");
+    assert!(
+        failures > 0,
+        "sends failed while the database was unavailable"
+    );
+    assert!(
+        sent_during <= 4,
+        "at most the in-flight sends finished: {sent_during}"
+    );
 
     let target = PgPoolOptions::new()
         .max_connections(1)
@@ -566,7 +655,11 @@ async fn an_unavailable_database_delays_deliveries_and_loses_none() {
     .fetch_one(&target)
     .await
     .unwrap();
-    assert_eq!((rows, distinct, min, max), (TOTAL, TOTAL, 1, TOTAL), "zero lost, zero doubled");
+    assert_eq!(
+        (rows, distinct, min, max),
+        (TOTAL, TOTAL, 1, TOTAL),
+        "zero lost, zero doubled"
+    );
     target.close().await;
     drop(writer);
     exec(&admin, format!("DROP DATABASE {database} WITH (FORCE)")).await;

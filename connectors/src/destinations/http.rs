@@ -114,10 +114,11 @@ impl HttpSettings {
                 .hint("e.g. url = \"https://results.example.org/api/hl7\"")
         })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(
-                SettingsError::new(format!("url scheme {:?} is not http or https", url.scheme()))
-                    .key("url"),
-            );
+            return Err(SettingsError::new(format!(
+                "url scheme {:?} is not http or https",
+                url.scheme()
+            ))
+            .key("url"));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(SettingsError::new("url must not carry credentials")
@@ -126,11 +127,12 @@ impl HttpSettings {
         }
         self.method = self.method.to_ascii_uppercase();
         if !METHODS.contains(&self.method.as_str()) {
-            return Err(
-                SettingsError::new(format!("method {:?} cannot carry a message", self.method))
-                    .key("method")
-                    .hint(format!("use one of: {}", METHODS.join(", "))),
-            );
+            return Err(SettingsError::new(format!(
+                "method {:?} cannot carry a message",
+                self.method
+            ))
+            .key("method")
+            .hint(format!("use one of: {}", METHODS.join(", "))));
         }
         HeaderValue::from_str(&self.content_type).map_err(|_| {
             SettingsError::new("content_type is not a valid header value").key("content_type")
@@ -148,8 +150,10 @@ impl HttpSettings {
             }
             // The value is not echoed: headers often hold credentials.
             HeaderValue::from_str(value).map_err(|_| {
-                SettingsError::new(format!("the value of header {name:?} is not a valid header value"))
-                    .key("headers")
+                SettingsError::new(format!(
+                    "the value of header {name:?} is not a valid header value"
+                ))
+                .key("headers")
             })?;
         }
         if self.timeout_ms == 0 {
@@ -271,7 +275,11 @@ impl HttpSender {
                 self.url.scheme(),
                 self.url.host_str().unwrap_or("")
             ),
-            None => format!("{}://{}", self.url.scheme(), self.url.host_str().unwrap_or("")),
+            None => format!(
+                "{}://{}",
+                self.url.scheme(),
+                self.url.host_str().unwrap_or("")
+            ),
         }
     }
 }
@@ -327,7 +335,9 @@ fn classify(status: StatusCode, retry_after: Option<Duration>) -> Option<Deliver
             "{line}: redirects are not followed; point `url` at the final address"
         )))
     } else {
-        Some(DeliveryError::never(format!("{line}: the peer refused the message")))
+        Some(DeliveryError::never(format!(
+            "{line}: the peer refused the message"
+        )))
     }
 }
 
@@ -410,9 +420,18 @@ mod tests {
             ("url = \"http://u:p@host/x\"", "url"),
             ("url = \"http://h/\"\nmethod = \"GET\"", "method"),
             ("url = \"http://h/\"\ntimeout_ms = 0", "timeout_ms"),
-            ("url = \"http://h/\"\nheaders = { \"Idempotency-Key\" = \"x\" }", "headers"),
-            ("url = \"http://h/\"\nheaders = { \"bad name\" = \"x\" }", "headers"),
-            ("url = \"http://h/\"\nheaders = { X-A = \"line\\nbreak\" }", "headers"),
+            (
+                "url = \"http://h/\"\nheaders = { \"Idempotency-Key\" = \"x\" }",
+                "headers",
+            ),
+            (
+                "url = \"http://h/\"\nheaders = { \"bad name\" = \"x\" }",
+                "headers",
+            ),
+            (
+                "url = \"http://h/\"\nheaders = { X-A = \"line\\nbreak\" }",
+                "headers",
+            ),
             ("url = \"http://h/\"\nbody = \"x\"", "body"),
         ];
         for (text, key) in cases {
@@ -459,7 +478,11 @@ mod tests {
             assert_eq!(e.retry, Retry::Never, "{code}");
             assert!(e.reason.contains(&code.to_string()), "{}", e.reason);
         }
-        let e = classify(StatusCode::SERVICE_UNAVAILABLE, Some(Duration::from_secs(7))).unwrap();
+        let e = classify(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(Duration::from_secs(7)),
+        )
+        .unwrap();
         assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
     }
 }

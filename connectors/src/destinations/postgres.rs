@@ -151,15 +151,19 @@ impl PostgresSettings {
                     .hint("add `delivery_id = \"$delivery_id\"` (a bigint column with a unique index): it makes re-sent deliveries write one row"));
             }
             _ => {
-                return Err(SettingsError::new("more than one column takes \"$delivery_id\"")
-                    .key("columns"));
+                return Err(
+                    SettingsError::new("more than one column takes \"$delivery_id\"")
+                        .key("columns"),
+                );
             }
         };
         match self.mode {
             WriteMode::Insert if !self.key.is_empty() => {
-                return Err(SettingsError::new("`key` is only used with mode = \"upsert\"")
-                    .key("key")
-                    .hint("add mode = \"upsert\", or remove `key`"));
+                return Err(
+                    SettingsError::new("`key` is only used with mode = \"upsert\"")
+                        .key("key")
+                        .hint("add mode = \"upsert\", or remove `key`"),
+                );
             }
             WriteMode::Upsert if self.key.is_empty() => {
                 return Err(SettingsError::new("mode = \"upsert\" needs `key`")
@@ -170,17 +174,17 @@ impl PostgresSettings {
         }
         for key in &self.key {
             if !self.columns.contains_key(key) {
-                return Err(SettingsError::new(format!(
-                    "key column {key:?} is not in `columns`"
-                ))
-                .key("key"));
+                return Err(
+                    SettingsError::new(format!("key column {key:?} is not in `columns`"))
+                        .key("key"),
+                );
             }
             if *key == delivery_column {
-                return Err(SettingsError::new(
-                    "the upsert key cannot be the $delivery_id column",
-                )
-                .key("key")
-                .hint("use mode = \"insert\" to write one row per delivery"));
+                return Err(
+                    SettingsError::new("the upsert key cannot be the $delivery_id column")
+                        .key("key")
+                        .hint("use mode = \"insert\" to write one row per delivery"),
+                );
             }
         }
         if !(1..=64).contains(&self.max_connections) {
@@ -424,17 +428,50 @@ mod tests {
         let d = "delivery_id = \"$delivery_id\"";
         let cases = [
             (format!("{BASE}columns = {{}}"), "columns"),
-            (format!("{BASE}columns = {{ mrn = \"PID-3.1\" }}"), "columns"),
-            (format!("{BASE}columns = {{ {d}, mrn = \"PID-0\" }}"), "columns"),
-            (format!("{BASE}columns = {{ {d}, mrn = \"$nope\" }}"), "columns"),
-            (format!("{BASE}columns = {{ {d}, \"a b\" = \"PID-3\" }}"), "columns"),
-            (format!("{BASE}columns = {{ {d}, x = \"$delivery_id\" }}"), "columns"),
-            (format!("{BASE}mode = \"upsert\"\ncolumns = {{ {d} }}"), "key"),
-            (format!("{BASE}key = [\"mrn\"]\ncolumns = {{ {d}, mrn = \"PID-3\" }}"), "key"),
-            (format!("{BASE}mode = \"upsert\"\nkey = [\"x\"]\ncolumns = {{ {d} }}"), "key"),
-            (format!("{BASE}max_connections = 0\ncolumns = {{ {d} }}"), "max_connections"),
-            (format!("url = \"x\"\ntable = \"t\"\ncolumns = {{ {d} }}"), "url"),
-            (format!("url = \"postgres://h/d\"\ntable = \"a;b\"\ncolumns = {{ {d} }}"), "table"),
+            (
+                format!("{BASE}columns = {{ mrn = \"PID-3.1\" }}"),
+                "columns",
+            ),
+            (
+                format!("{BASE}columns = {{ {d}, mrn = \"PID-0\" }}"),
+                "columns",
+            ),
+            (
+                format!("{BASE}columns = {{ {d}, mrn = \"$nope\" }}"),
+                "columns",
+            ),
+            (
+                format!("{BASE}columns = {{ {d}, \"a b\" = \"PID-3\" }}"),
+                "columns",
+            ),
+            (
+                format!("{BASE}columns = {{ {d}, x = \"$delivery_id\" }}"),
+                "columns",
+            ),
+            (
+                format!("{BASE}mode = \"upsert\"\ncolumns = {{ {d} }}"),
+                "key",
+            ),
+            (
+                format!("{BASE}key = [\"mrn\"]\ncolumns = {{ {d}, mrn = \"PID-3\" }}"),
+                "key",
+            ),
+            (
+                format!("{BASE}mode = \"upsert\"\nkey = [\"x\"]\ncolumns = {{ {d} }}"),
+                "key",
+            ),
+            (
+                format!("{BASE}max_connections = 0\ncolumns = {{ {d} }}"),
+                "max_connections",
+            ),
+            (
+                format!("url = \"x\"\ntable = \"t\"\ncolumns = {{ {d} }}"),
+                "url",
+            ),
+            (
+                format!("url = \"postgres://h/d\"\ntable = \"a;b\"\ncolumns = {{ {d} }}"),
+                "table",
+            ),
             (format!("{BASE}colums = {{ {d} }}"), "colums"),
         ];
         for (text, key) in cases {
@@ -452,7 +489,10 @@ mod tests {
             "invalid input syntax for type integer: \"…\""
         );
         assert_eq!(
-            redact("null value in column \"mrn\" of relation \"adt\" violates not-null constraint", known),
+            redact(
+                "null value in column \"mrn\" of relation \"adt\" violates not-null constraint",
+                known
+            ),
             "null value in column \"mrn\" of relation \"adt\" violates not-null constraint"
         );
         assert_eq!(redact("odd \"quote", known), "odd \"…");

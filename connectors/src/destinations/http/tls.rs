@@ -42,7 +42,9 @@ pub fn client_config(files: &TlsFiles, https: bool) -> Result<ClientConfig, Sett
                 "cannot load the system's trusted certificates: {error}"
             ))
             .key("ca_file")
-            .hint("install the system CA bundle (ca-certificates) or name a CA file in `ca_file`"));
+            .hint(
+                "install the system CA bundle (ca-certificates) or name a CA file in `ca_file`",
+            ));
         }
         // Plain HTTP: TLS is never used, so an empty trust store will do.
         Err(_) => webpki_only(extra_roots, provider)?,
@@ -150,12 +152,11 @@ fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>, Se
             .key(key)
         })?;
     if certs.is_empty() {
-        return Err(SettingsError::new(format!(
-            "no PEM certificate in {}",
-            path.display()
-        ))
-        .key(key)
-        .hint("the file must hold `-----BEGIN CERTIFICATE-----` blocks"));
+        return Err(
+            SettingsError::new(format!("no PEM certificate in {}", path.display()))
+                .key(key)
+                .hint("the file must hold `-----BEGIN CERTIFICATE-----` blocks"),
+        );
     }
     Ok(certs)
 }
@@ -167,7 +168,7 @@ mod tests {
     #[test]
     fn plain_config_builds_with_ring() {
         let config = client_config(&TlsFiles::default(), false).unwrap();
-        assert!(config.client_auth_cert_resolver.has_certs() == false);
+        assert!(!config.client_auth_cert_resolver.has_certs());
     }
 
     #[test]

@@ -232,7 +232,9 @@ impl WritePlan {
             let (kind, sql_type) = schema
                 .columns
                 .get(column)
-                .map_or((ColumnKind::Other, "text"), |c| (c.kind, c.sql_type.as_str()));
+                .map_or((ColumnKind::Other, "text"), |c| {
+                    (c.kind, c.sql_type.as_str())
+                });
             names.push(quote(column));
             values.push(match kind {
                 ColumnKind::Bytea => format!("${}", i + 1),
@@ -330,7 +332,16 @@ mod tests {
         let t = TableName::parse("clinical.adt_events").unwrap();
         assert_eq!(t.quoted(), "\"clinical\".\"adt_events\"");
         assert_eq!(TableName::parse("adt").unwrap().quoted(), "\"adt\"");
-        for bad in ["", "a.b.c", "a-b", "1abc", "x\"; DROP TABLE y; --", "a.", ".a", "$a"] {
+        for bad in [
+            "",
+            "a.b.c",
+            "a-b",
+            "1abc",
+            "x\"; DROP TABLE y; --",
+            "a.",
+            ".a",
+            "$a",
+        ] {
             assert!(TableName::parse(bad).is_err(), "{bad}");
         }
         assert!(!is_identifier(&"a".repeat(64)));
@@ -378,11 +389,15 @@ mod tests {
     #[test]
     fn upsert_statement_guards_against_older_deliveries() {
         let s = plan(&["mrn"]).statement(&schema());
-        assert!(s.sql.ends_with(
-            "ON CONFLICT (\"mrn\") DO UPDATE SET \"delivery_id\" = EXCLUDED.\"delivery_id\", \
+        assert!(
+            s.sql.ends_with(
+                "ON CONFLICT (\"mrn\") DO UPDATE SET \"delivery_id\" = EXCLUDED.\"delivery_id\", \
              \"raw\" = EXCLUDED.\"raw\" WHERE t.\"delivery_id\" IS NULL OR \
              t.\"delivery_id\" < EXCLUDED.\"delivery_id\""
-        ), "{}", s.sql);
+            ),
+            "{}",
+            s.sql
+        );
         let problems = plan(&["mrn"]).problems(&schema());
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("upsert key"));

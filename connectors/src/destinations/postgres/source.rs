@@ -69,12 +69,14 @@ impl ValueSource {
                 ),
             ));
         }
-        text.parse::<medway_hl7::Path>().map(Self::Hl7).map_err(|e| {
-            (
-                format!("{text:?} is not an HL7 path: {e}"),
-                "paths look like \"PID-3.1\", \"PID-3[2].4\", \"OBX(2)-5\"".to_string(),
-            )
-        })
+        text.parse::<medway_hl7::Path>()
+            .map(Self::Hl7)
+            .map_err(|e| {
+                (
+                    format!("{text:?} is not an HL7 path: {e}"),
+                    "paths look like \"PID-3.1\", \"PID-3[2].4\", \"OBX(2)-5\"".to_string(),
+                )
+            })
     }
 }
 
@@ -115,8 +117,9 @@ impl Parsed {
                 Ok(serde_json::Value::Object(map)) => Some(map),
                 Ok(_) => return Err("the payload is JSON but not an object".to_string()),
                 Err(_) => {
-                    return Err("the payload is not a JSON object (needed by `$.` columns)"
-                        .to_string());
+                    return Err(
+                        "the payload is not a JSON object (needed by `$.` columns)".to_string()
+                    );
                 }
             }
         } else {
