@@ -45,7 +45,9 @@ pub fn check(
     let count = channels.len();
     match ScriptSetup::load(&config, TEST_SALT) {
         Ok(scripts) => {
-            if let Err(mut errors) = build_channels(&config, channels, &scripts, &Registry, &Default::default()) {
+            if let Err(mut errors) =
+                build_channels(&config, channels, &scripts, &Registry, &Default::default())
+            {
                 problems.append(&mut errors.0);
             }
         }

@@ -49,18 +49,12 @@ pub struct ShowArgs {
     pub store: Option<String>,
 }
 
-pub async fn messages(
-    mut config: EngineConfig,
-    command: MessagesCommand,
-) -> anyhow::Result<ExitCode> {
+pub async fn messages(config: EngineConfig, command: MessagesCommand) -> anyhow::Result<ExitCode> {
     let store_override = match &command {
         MessagesCommand::List(a) => a.store.clone(),
         MessagesCommand::Show(a) => a.store.clone(),
     };
-    if let Some(url) = store_override {
-        config.store.url = url;
-    }
-    let store = store::open(&config.store.url, 2).await?;
+    let store = open_store(config, store_override).await?;
     match command {
         MessagesCommand::List(args) => {
             let status = match args.status.as_deref() {
@@ -124,6 +118,7 @@ pub async fn messages(
             if args.json {
                 let mut value = summary_json(&detail.summary, &mine);
                 value["peer"] = json!(detail.peer);
+                value["children"] = json!(store.children(detail.summary.id).await?);
                 value["patient_key"] = json!(detail.patient_key);
                 value["raw"] = json!(String::from_utf8_lossy(&detail.raw));
                 value["transformed"] =
@@ -141,6 +136,14 @@ pub async fn messages(
                 println!("peer       {}", detail.peer.as_deref().unwrap_or("-"));
                 if let Some(e) = &m.error {
                     println!("error      {e}");
+                }
+                if let Some(parent) = m.parent_id {
+                    println!("parent     message {parent}");
+                }
+                let children = store.children(m.id).await?;
+                if !children.is_empty() {
+                    let list: Vec<String> = children.iter().map(|c| c.to_string()).collect();
+                    println!("children   message {}", list.join(", "));
                 }
                 for d in &mine {
                     println!(
@@ -168,10 +171,22 @@ pub async fn messages(
     }
 }
 
+/// Opens the configured store (or the one given with `--store`) for a command-line query.
+pub async fn open_store(
+    mut config: EngineConfig,
+    store_override: Option<String>,
+) -> anyhow::Result<std::sync::Arc<dyn medway_engine::store::Store>> {
+    if let Some(url) = store_override {
+        config.store.url = url;
+    }
+    Ok(store::open(&config.store.url, 2).await?)
+}
+
 fn summary_json(m: &MessageSummary, deliveries: &[&DeliveryView]) -> serde_json::Value {
     json!({
         "id": m.id,
         "channel": m.channel,
+        "parent_id": m.parent_id,
         "control_id": m.control_id,
         "message_type": m.message_type,
         "status": m.status,

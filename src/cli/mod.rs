@@ -1,9 +1,11 @@
 //! The command line: one module per subcommand.
 
 mod check;
+mod deliveries;
 mod inspect;
 mod load;
 mod messages;
+mod reprocess;
 mod run;
 mod send;
 mod systemd;
@@ -43,6 +45,11 @@ pub enum Command {
     /// List and show stored messages.
     #[command(subcommand)]
     Messages(messages::MessagesCommand),
+    /// List and show deliveries and their attempts.
+    #[command(subcommand)]
+    Deliveries(deliveries::DeliveriesCommand),
+    /// Send stored messages again (new deliveries; history is kept).
+    Reprocess(reprocess::ReprocessArgs),
     /// Validate settings, channel files, scripts and maps; list every problem (exit 1 if any).
     Check(check::CheckArgs),
     /// Run the [[test]] cases of channel files (no sockets, no store).
@@ -64,6 +71,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Send(args) => send::send(args).await,
         Command::Hl7(Hl7Command::Inspect(args)) => inspect::inspect(args),
         Command::Messages(command) => messages::messages(load_config()?, command).await,
+        Command::Deliveries(command) => deliveries::deliveries(load_config()?, command).await,
+        Command::Reprocess(args) => reprocess::reprocess(load_config()?, args).await,
         Command::Check(args) => check::check(EngineConfig::load(cli.config.as_deref()), args),
         Command::TestChannel(args) => test_channel::test_channel(load_config()?, args),
     }

@@ -43,7 +43,10 @@ impl ChannelDirectory {
     }
 
     pub(crate) fn remove(&self, name: &str) {
-        self.0.write().unwrap_or_else(|e| e.into_inner()).remove(name);
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
     }
 }
 

@@ -154,6 +154,7 @@ pub struct DeliveryView {
 /// Filters for listing deliveries; all optional.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
+    pub id: Option<i64>,
     pub channel: Option<String>,
     pub destination: Option<String>,
     pub status: Option<DeliveryStatus>,

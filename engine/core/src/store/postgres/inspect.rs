@@ -148,7 +148,7 @@ impl Inspect for PostgresStore {
              ($1::text IS NULL OR channel = $1) AND ($2::text IS NULL OR destination = $2) AND \
              ($3::text IS NULL OR status = $3) AND ($4::bigint IS NULL OR message_id = $4) AND \
              ($5::bigint IS NULL OR created_at >= $5) AND ($6::bigint IS NULL OR created_at <= $6) \
-             ORDER BY id DESC LIMIT $7"
+             AND ($8::bigint IS NULL OR id = $8) ORDER BY id DESC LIMIT $7"
         )))
         .bind(filter.channel.as_deref())
         .bind(filter.destination.as_deref())
@@ -157,6 +157,7 @@ impl Inspect for PostgresStore {
         .bind(filter.since)
         .bind(filter.until)
         .bind(i64::from(filter.limit.max(1)))
+        .bind(filter.id)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(delivery_view).collect::<Result<_, _>>()?)

@@ -156,8 +156,8 @@ impl Inspect for SqliteStore {
             "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE \
              (?1 IS NULL OR channel = ?1) AND (?2 IS NULL OR destination = ?2) AND \
              (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR message_id = ?4) AND \
-             (?5 IS NULL OR created_at >= ?5) AND (?6 IS NULL OR created_at <= ?6) \
-             ORDER BY id DESC LIMIT ?7"
+             (?5 IS NULL OR created_at >= ?5) AND (?6 IS NULL OR created_at <= ?6) AND \
+             (?8 IS NULL OR id = ?8) ORDER BY id DESC LIMIT ?7"
         )))
         .bind(filter.channel.as_deref())
         .bind(filter.destination.as_deref())
@@ -166,6 +166,7 @@ impl Inspect for SqliteStore {
         .bind(filter.since)
         .bind(filter.until)
         .bind(i64::from(filter.limit.max(1)))
+        .bind(filter.id)
         .fetch_all(&self.work)
         .await?;
         Ok(rows.iter().map(delivery_view).collect::<Result<_, _>>()?)
