@@ -511,6 +511,37 @@ async fn a_table_renamed_away_retries_later_and_then_succeeds() {
 }
 
 #[tokio::test]
+async fn a_connection_the_server_dropped_is_replaced_without_a_failed_attempt() {
+    let (pool, schema) = schema("reconnect", ADT_TABLE).await;
+    let app = "medway_pgdest_reconnect";
+    let url = format!(
+        "{}{}application_name={app}",
+        pg_url(),
+        if pg_url().contains('?') { "&" } else { "?" }
+    );
+    let writer = writer(&adt_settings(&schema).replace(&pg_url(), &url));
+    writer
+        .send(&delivery(1, adt("M1", "A", "B")))
+        .await
+        .unwrap();
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(app)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(killed >= 1, "the pooled connection was terminated");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    writer
+        .send(&delivery(2, adt("M2", "A", "B")))
+        .await
+        .unwrap();
+    assert_eq!(count(&pool, &format!("{schema}.adt")).await, 2);
+    exec(&pool, format!("DROP SCHEMA {schema} CASCADE")).await;
+}
+
+#[tokio::test]
 async fn no_server_retries_later() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -666,11 +697,14 @@ async fn an_unavailable_database_delays_deliveries_and_loses_none() {
     println!("outage: {failures} attempts retried later; all {TOTAL} rows present once");
 }
 
-/// Rows/s for 20,000 deliveries, sent one at a time and with 8 in flight.
+/// Rows/s for 20,000 deliveries (`MEDWAY_BENCH_N`), sent one at a time and with 8 in flight.
 #[tokio::test]
 #[ignore = "benchmark: run with --ignored --nocapture"]
 async fn benchmark_rows_per_second() {
-    const N: i64 = 20_000;
+    let n: i64 = std::env::var("MEDWAY_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     let (pool, schema) = schema(
         "bench",
         "CREATE TABLE {s}.adt (delivery_id bigint PRIMARY KEY, mrn text NOT NULL, family text, \
@@ -688,13 +722,13 @@ async fn benchmark_rows_per_second() {
     let payload = adt("00123456", "DOE", "JANE");
 
     let started = Instant::now();
-    for i in 1..=N {
+    for i in 1..=n {
         writer.send(&delivery(i, payload.clone())).await.unwrap();
     }
-    let sequential = N as f64 / started.elapsed().as_secs_f64();
+    let sequential = n as f64 / started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    futures::stream::iter(N + 1..=2 * N)
+    futures::stream::iter(n + 1..=2 * n)
         .map(|i| {
             let (writer, payload) = (writer.clone(), payload.clone());
             async move { writer.send(&delivery(i, payload)).await.unwrap() }
@@ -702,10 +736,10 @@ async fn benchmark_rows_per_second() {
         .buffer_unordered(8)
         .collect::<Vec<_>>()
         .await;
-    let concurrent = N as f64 / started.elapsed().as_secs_f64();
-    assert_eq!(count(&pool, &format!("{schema}.adt")).await, 2 * N);
+    let concurrent = n as f64 / started.elapsed().as_secs_f64();
+    assert_eq!(count(&pool, &format!("{schema}.adt")).await, 2 * n);
     println!(
-        "postgres destination: {N} deliveries sequential {sequential:.0} rows/s; \
+        "postgres destination: {n} deliveries sequential {sequential:.0} rows/s; \
          8 in flight {concurrent:.0} rows/s"
     );
     exec(&pool, format!("DROP SCHEMA {schema} CASCADE")).await;

@@ -251,6 +251,8 @@ impl PostgresWriter {
                 .min_connections(0)
                 .acquire_timeout(timeout)
                 .idle_timeout(Duration::from_secs(60))
+                // No ping before each statement: a dropped connection is retried once instead.
+                .test_before_acquire(false)
                 .connect_lazy_with(self.options.clone())
         })
     }
@@ -330,6 +332,18 @@ impl PostgresWriter {
     }
 }
 
+/// The connection broke under the statement (rather than the server refusing it).
+fn connection_lost(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        // 08: connection exception; 57P01..57P03: the server shut down or terminated us.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
 /// PostgreSQL's message with every double-quoted part replaced by `"…"` unless it is a name we
 /// know (table, columns, constraint): messages like `invalid input syntax for type integer:
 /// "SMITH"` carry patient data.
@@ -357,17 +371,35 @@ impl Destination for PostgresWriter {
     async fn send(&self, delivery: &Delivery) -> Result<Response, DeliveryError> {
         let statement = self.statement().await?;
         let binds = statement.binds(delivery).map_err(DeliveryError::never)?;
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.sql.clone()));
-        for bind in binds {
-            query = match bind {
-                Bind::Text(value) => query.bind(value),
-                Bind::Bytes(value) => query.bind(value),
-            };
-        }
-        let done = query
-            .execute(self.pool())
-            .await
-            .map_err(|e| self.database_error(e))?;
+        let query = || {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.sql.clone()));
+            for bind in &binds {
+                query = match bind {
+                    Bind::Text(value) => query.bind(value.clone()),
+                    Bind::Bytes(value) => query.bind(value.clone()),
+                };
+            }
+            query
+        };
+        // A pooled connection the server dropped (restart, idle kill, failover) fails at once:
+        // close it and try again on the next one; every pooled connection may be dead, hence up
+        // to `max_connections` retries. Safe: the statement is idempotent. Failing to connect at
+        // all is not retried here.
+        let mut retries = self.pool_options.0;
+        let done = loop {
+            let mut connection = self
+                .pool()
+                .acquire()
+                .await
+                .map_err(|e| self.database_error(e))?;
+            match query().execute(&mut *connection).await {
+                Err(error) if retries > 0 && connection_lost(&error) => {
+                    connection.close_on_drop();
+                    retries -= 1;
+                }
+                result => break result.map_err(|e| self.database_error(e))?,
+            }
+        };
         let summary = match (done.rows_affected(), self.plan.key.is_empty()) {
             (0, true) => format!(
                 "already in {} (written by an earlier attempt of delivery {})",
