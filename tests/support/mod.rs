@@ -2,6 +2,8 @@
 //! folder with generated channel files, and speak raw MLLP bytes to it on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod peer;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -74,7 +76,11 @@ impl Engine {
             .append(true)
             .open(dir.join("medway.log"))
             .expect("log file");
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        if dir.join("medway.toml").exists() {
+            command.env("MEDWAY_CONFIG", "medway.toml");
+        }
+        let child = command
             .arg("run")
             .arg("--store")
             .arg(store)
