@@ -1,11 +1,11 @@
 //! The one place that maps a channel file's `kind = "…"` to a connector.
 
-use crate::destinations::file::{FileSettings, FileWriter};
 use crate::destinations::channel::{ChannelWriter, ChannelWriterSettings};
-use crate::destinations::mllp::{MllpSender, MllpSenderSettings};
-use crate::destinations::rabbitmq::{RabbitMqPublisher, RabbitMqSettings};
+use crate::destinations::file::{FileSettings, FileWriter};
 use crate::destinations::http::{HttpSender, HttpSettings};
+use crate::destinations::mllp::{MllpSender, MllpSenderSettings};
 use crate::destinations::postgres::{PostgresSettings, PostgresWriter};
+use crate::destinations::rabbitmq::{RabbitMqPublisher, RabbitMqSettings};
 use crate::sources::mllp::{MllpListener, MllpSourceSettings};
 use medway_engine::config::{ConfigError, ConnectorSpec, SettingsError, closest_kind};
 use medway_engine::connector::{ConnectorContext, ConnectorFactory, Destination, Source};
@@ -45,7 +45,8 @@ impl ConnectorFactory for Registry {
                 Ok(Arc::new(MllpSender::new(settings)))
             }
             "channel" => {
-                let settings = ChannelWriterSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
+                let settings =
+                    ChannelWriterSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
                 Ok(Arc::new(ChannelWriter::new(settings, cx.clone())))
             }
             "http" => {
@@ -60,7 +61,10 @@ impl ConnectorFactory for Registry {
             }
             "rabbitmq" => {
                 let settings = RabbitMqSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
-                Ok(Arc::new(RabbitMqPublisher::new(settings, format!("medway {channel}"))))
+                Ok(Arc::new(RabbitMqPublisher::new(
+                    settings,
+                    format!("medway {channel}"),
+                )))
             }
             other => Err(spec.locate(unknown_kind("destination", other, DESTINATION_KINDS))),
         }

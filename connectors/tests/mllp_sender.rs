@@ -24,14 +24,20 @@ async fn peer() -> (String, Arc<AtomicUsize>) {
     let counter = connections.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             counter.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let mut framed = Framed::new(stream, MllpCodec::new(1 << 20));
                 while let Some(Ok(frame)) = framed.next().await {
                     let message = Message::parse(frame).unwrap();
                     let id = message.control_id().unwrap().into_owned();
-                    let error = AckError { code: 207, text: "peer says no".into(), location: None };
+                    let error = AckError {
+                        code: 207,
+                        text: "peer says no".into(),
+                        location: None,
+                    };
                     let (outcome, answer_for) = match id.split('-').next().unwrap() {
                         "AE" => (Outcome::Error(error), id.clone()),
                         "AR" => (Outcome::Reject(error), id.clone()),
@@ -88,19 +94,35 @@ fn delivery(control_id: &str) -> Delivery {
 #[tokio::test]
 async fn aa_is_sent() {
     let (address, _) = peer().await;
-    let response = sender(&address, "retry").send(&delivery("AA-1")).await.unwrap();
+    let response = sender(&address, "retry")
+        .send(&delivery("AA-1"))
+        .await
+        .unwrap();
     assert!(response.summary.contains("AA"), "{}", response.summary);
 }
 
 #[tokio::test]
 async fn ae_retries_or_errors_by_setting_and_ar_errors() {
     let (address, _) = peer().await;
-    let e = sender(&address, "retry").send(&delivery("AE-1")).await.unwrap_err();
+    let e = sender(&address, "retry")
+        .send(&delivery("AE-1"))
+        .await
+        .unwrap_err();
     assert_eq!(e.retry, Retry::Later);
-    assert!(e.reason.contains("AE") && e.reason.contains("peer says no"), "{}", e.reason);
-    let e = sender(&address, "error").send(&delivery("AE-2")).await.unwrap_err();
+    assert!(
+        e.reason.contains("AE") && e.reason.contains("peer says no"),
+        "{}",
+        e.reason
+    );
+    let e = sender(&address, "error")
+        .send(&delivery("AE-2"))
+        .await
+        .unwrap_err();
     assert_eq!(e.retry, Retry::Never);
-    let e = sender(&address, "retry").send(&delivery("AR-1")).await.unwrap_err();
+    let e = sender(&address, "retry")
+        .send(&delivery("AR-1"))
+        .await
+        .unwrap_err();
     assert_eq!(e.retry, Retry::Never);
     assert!(e.reason.contains("AR"), "{}", e.reason);
 }
@@ -113,7 +135,11 @@ async fn wrong_msa2_is_never_accepted_and_closes_the_connection() {
     assert_eq!(e.retry, Retry::Later);
     assert!(e.reason.contains("ACK for another message"), "{}", e.reason);
     sender.send(&delivery("AA-2")).await.unwrap();
-    assert_eq!(connections.load(Ordering::SeqCst), 2, "a fresh connection after the mismatch");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "a fresh connection after the mismatch"
+    );
 }
 
 #[tokio::test]
@@ -136,12 +162,18 @@ async fn a_late_ack_is_never_matched_to_the_next_message() {
 #[tokio::test]
 async fn silence_times_out_and_refused_connections_retry() {
     let (address, _) = peer().await;
-    let e = sender(&address, "retry").send(&delivery("SILENT-1")).await.unwrap_err();
+    let e = sender(&address, "retry")
+        .send(&delivery("SILENT-1"))
+        .await
+        .unwrap_err();
     assert_eq!(e.retry, Retry::Later);
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = closed.local_addr().unwrap().to_string();
     drop(closed);
-    let e = sender(&address, "retry").send(&delivery("AA-5")).await.unwrap_err();
+    let e = sender(&address, "retry")
+        .send(&delivery("AA-5"))
+        .await
+        .unwrap_err();
     assert_eq!(e.retry, Retry::Later);
     assert!(e.reason.contains("cannot connect"), "{}", e.reason);
 }

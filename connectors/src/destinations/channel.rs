@@ -66,7 +66,9 @@ impl Destination for ChannelWriter {
             });
         }
         let Some(channel) = self.cx.channels.get(target) else {
-            return Err(DeliveryError::later(format!("channel {target:?} is not running")));
+            return Err(DeliveryError::later(format!(
+                "channel {target:?} is not running"
+            )));
         };
         let reply = channel
             .submit(Inbound {
@@ -88,7 +90,9 @@ impl Destination for ChannelWriter {
             ReplyOutcome::Invalid(reason) | ReplyOutcome::Rejected(reason) => Err(
                 DeliveryError::never(format!("{target} refused it ({child}): {reason}")),
             ),
-            ReplyOutcome::Unavailable(reason) => Err(DeliveryError::later(format!("{target}: {reason}"))),
+            ReplyOutcome::Unavailable(reason) => {
+                Err(DeliveryError::later(format!("{target}: {reason}")))
+            }
         }
     }
 

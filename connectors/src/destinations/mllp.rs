@@ -92,9 +92,8 @@ impl MllpSender {
     }
 
     fn judge(&self, sent_control_id: &str, reply: &Bytes) -> Result<Response, Judgement> {
-        let ack = Message::parse(reply.clone()).map_err(|e| {
-            Judgement::CloseAndRetry(format!("the reply is not an HL7 ACK: {e}"))
-        })?;
+        let ack = Message::parse(reply.clone())
+            .map_err(|e| Judgement::CloseAndRetry(format!("the reply is not an HL7 ACK: {e}")))?;
         let acked = ack.get("MSA-2").unwrap_or_default();
         if acked != sent_control_id {
             return Err(Judgement::CloseAndRetry(format!(
@@ -120,7 +119,9 @@ impl MllpSender {
                 Err(Judgement::Retry(reason(&code)))
             }
             "AE" | "CE" | "AR" | "CR" => Err(Judgement::Never(reason(&code))),
-            other => Err(Judgement::CloseAndRetry(format!("unknown ACK code {other:?}"))),
+            other => Err(Judgement::CloseAndRetry(format!(
+                "unknown ACK code {other:?}"
+            ))),
         }
     }
 }

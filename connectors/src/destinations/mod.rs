@@ -2,7 +2,7 @@
 
 pub mod channel;
 pub mod file;
-pub mod mllp;
 pub mod http;
+pub mod mllp;
 pub mod postgres;
 pub mod rabbitmq;
