@@ -1,7 +1,7 @@
 //! The RabbitMQ destination against the real broker on 127.0.0.1:5672 (guest/guest; override
 //! with `MEDWAY_TEST_AMQP_URL`). Every test uses its own uniquely named exchange and queue and
-//! deletes them at the end (also on failure, from a drop guard). Tests that close connections
-//! or stop the broker hold a lock so they never overlap with another test of this file.
+//! deletes them at the end (also on failure, from a drop guard). Every test holds one lock:
+//! some close all connections, stop the broker or raise a memory alarm, and must not overlap.
 //!
 //! Run: `cargo test -p medway-connectors --test rabbitmq`; the benchmark:
 //! `cargo test --release -p medway-connectors --test rabbitmq -- --ignored --nocapture bench`.
@@ -254,11 +254,19 @@ fn the_registry_builds_a_rabbitmq_destination() {
     let table: toml::Table =
         toml::from_str(&format!("url = {:?}\nrouting_key = \"{{type}}\"", url())).expect("TOML");
     let spec = ConnectorSpec::inline("rabbitmq", table);
-    assert!(Registry.destination("lab", &spec, &Default::default()).is_ok());
+    assert!(
+        Registry
+            .destination("lab", &spec, &Default::default())
+            .is_ok()
+    );
     let mut table: toml::Table = toml::from_str("routing_key = \"{nope}\"").expect("TOML");
     table.insert("url".into(), url().into());
     let error = Registry
-        .destination("lab", &ConnectorSpec::inline("rabbitmq", table), &Default::default())
+        .destination(
+            "lab",
+            &ConnectorSpec::inline("rabbitmq", table),
+            &Default::default(),
+        )
         .err()
         .expect("a bad template");
     assert!(error.to_string().contains("routing_key"), "{error}");
@@ -647,6 +655,101 @@ async fn broker_stopped_and_restarted_mid_run_loses_nothing() {
         report.slowest_failure
     );
     assert_zero_loss("stop_app/start_app", &topology.queue, &report).await;
+}
+
+/// Puts the broker's memory watermark back when dropped.
+struct WatermarkGuard(String);
+
+impl Drop for WatermarkGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["set_vm_memory_high_watermark", &self.0])
+            .output();
+    }
+}
+
+async fn rabbitmqctl_output(args: &[&str]) -> String {
+    let out = tokio::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .await
+        .expect("rabbitmqctl is installed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A memory alarm blocks publishers: the broker stops reading, no confirm comes. The send must
+/// give up after `publish_timeout_ms`, and the delivery goes through once the alarm clears.
+#[tokio::test]
+async fn a_blocked_broker_times_out_then_recovers() {
+    let _broker = BROKER.lock().await;
+    broker_up().await;
+    let topology = Topology::new("blocked");
+    let publisher = declared(
+        &topology.exchange,
+        &topology.queue,
+        "connect_timeout_ms = 1000\npublish_timeout_ms = 1000",
+    );
+    publisher
+        .send(&delivery(1))
+        .await
+        .expect("before the alarm");
+
+    let watermark =
+        rabbitmqctl_output(&["eval", "vm_memory_monitor:get_vm_memory_high_watermark()."]).await;
+    let watermark = if watermark.parse::<f64>().is_ok() {
+        watermark
+    } else {
+        "0.4".to_string()
+    };
+    let mut retried = 0;
+    {
+        let _restore = WatermarkGuard(watermark.clone());
+        rabbitmqctl(&["set_vm_memory_high_watermark", "0.000001"]).await;
+        let started = Instant::now();
+        let timed_out = loop {
+            let attempt = Instant::now();
+            match publisher.send(&delivery(2)).await {
+                Ok(_) => {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(15),
+                        "the memory alarm never blocked publishing"
+                    );
+                    // Sent before the alarm took hold: send it again (a duplicate of id 2,
+                    // which the assertions below allow).
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                Err(error) => {
+                    assert_eq!(error.retry, Retry::Later);
+                    retried += 1;
+                    if error.reason.starts_with("no confirm within 1000 ms") {
+                        break attempt.elapsed();
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        println!("blocked broker: the send gave up after {timed_out:?}");
+        assert!(timed_out < Duration::from_millis(1500), "{timed_out:?}");
+        rabbitmqctl(&["set_vm_memory_high_watermark", &watermark]).await;
+    }
+    let started = Instant::now();
+    while let Err(error) = publisher.send(&delivery(2)).await {
+        assert_eq!(error.retry, Retry::Later);
+        retried += 1;
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still failing after the alarm cleared: {}",
+            error.reason
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let messages = drain(&topology.queue).await;
+    let ids: Vec<i64> = messages.iter().map(message_id).collect();
+    println!("blocked broker: {retried} failed attempts; received ids {ids:?}");
+    assert_eq!(ids.first(), Some(&1));
+    assert!(ids.iter().skip(1).all(|id| *id == 2), "{ids:?}");
+    assert!(ids.contains(&2));
 }
 
 /// msgs/s publishing 20,000 small messages with confirms, sequentially and with 16 concurrent
