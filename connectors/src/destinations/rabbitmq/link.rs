@@ -114,7 +114,7 @@ pub(crate) async fn supervise(
             () = stop.cancelled() => break,
             () = tokio::time::sleep(wait) => {}
         }
-        backoff = (backoff * 2).min(max);
+        backoff = backoff.saturating_mul(2).min(max);
     }
     state.send_replace(Link::Stopped);
 }

@@ -77,6 +77,9 @@ pub struct DeclareSettings {
     pub binding_key: Option<String>,
 }
 
+/// Upper bound of every `*_ms` setting: one hour.
+const MAX_MS: u64 = 3_600_000;
+
 const EXCHANGE_TYPES: &[&str] = &["direct", "fanout", "topic", "headers"];
 
 fn yes() -> bool {
@@ -138,9 +141,13 @@ impl RabbitMqSettings {
             (self.connect_timeout_ms, "connect_timeout_ms"),
             (self.publish_timeout_ms, "publish_timeout_ms"),
             (self.reconnect_initial_ms, "reconnect_initial_ms"),
+            (self.reconnect_max_ms, "reconnect_max_ms"),
         ] {
-            if value == 0 {
-                return Err(SettingsError::new(format!("{key} must be positive")).key(key));
+            if value == 0 || value > MAX_MS {
+                return Err(SettingsError::new(format!(
+                    "{key} must be between 1 and {MAX_MS} (one hour)"
+                ))
+                .key(key));
             }
         }
         if self.reconnect_max_ms < self.reconnect_initial_ms {
@@ -391,5 +398,10 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("publish_timeout_ms"));
+        let e = settings(&format!(
+            "{base}routing_key = \"k\"\nreconnect_max_ms = 3600001"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("reconnect_max_ms"));
     }
 }
