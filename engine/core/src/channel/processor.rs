@@ -127,6 +127,11 @@ impl ChannelPipeline {
         })
     }
 
+    /// Whether the channel has steps of its own (beyond the header checks).
+    pub fn has_steps(&self) -> bool {
+        !self.steps.is_empty()
+    }
+
     pub fn destinations(&self) -> &[Arc<str>] {
         &self.destinations
     }

@@ -25,6 +25,9 @@ impl ChannelHandle {
         let inner = self.current();
         let received_at = now_micros();
         let peer = inbound.peer.map(|p| p.to_string());
+        if looks_like_json(&inbound.payload) {
+            return submit_json(&inner, inbound, peer, received_at).await;
+        }
         let original = match Message::parse(inbound.payload.clone()) {
             Ok(message) => message,
             Err(error) => {
@@ -180,6 +183,101 @@ async fn refuse_unparseable(
         outcome: ReplyOutcome::Rejected(reason),
         ack: Some(ack),
         message_id,
+    }
+}
+
+/// JSON documents (alerts, webhooks; FHIR resources later) start with `{` or `[`; HL7 v2
+/// starts with `MSH`, `FHS` or `BHS` (possibly after a BOM).
+fn looks_like_json(payload: &[u8]) -> bool {
+    payload
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{' || *b == b'[')
+}
+
+/// Stores a JSON document: it must parse; it is delivered to every destination of the channel.
+/// Channel steps (Rhai on HL7 paths) do not apply to JSON: a channel with steps refuses it.
+async fn submit_json(
+    inner: &ChannelInner,
+    inbound: Inbound,
+    peer: Option<String>,
+    received_at: i64,
+) -> Reply {
+    let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&inbound.payload);
+    let (status, error, control_id, message_type) = match &parsed {
+        Err(e) => (
+            MessageStatus::Error,
+            Some(format!("not valid JSON: {e}")),
+            None,
+            None,
+        ),
+        Ok(_) if inner.pipeline.has_steps() => (
+            MessageStatus::Error,
+            Some("this channel's steps work on HL7 v2 messages, not JSON".to_string()),
+            None,
+            None,
+        ),
+        Ok(value) => {
+            let text = |key: &str| {
+                value.get(key).and_then(|v| match v {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+            };
+            (
+                MessageStatus::Accepted,
+                None,
+                text("id").or_else(|| text("alert_id")),
+                text("resourceType")
+                    .or_else(|| text("kind").map(|k| format!("{k}-alert")))
+                    .or_else(|| Some("json".to_string())),
+            )
+        }
+    };
+    let (deliveries, wake) = if status == MessageStatus::Accepted {
+        (
+            inner
+                .destinations
+                .iter()
+                .map(|d| NewDelivery {
+                    destination: d.name.clone(),
+                    ordering_key: None,
+                })
+                .collect(),
+            inner.destinations.iter().map(|d| d.wake.clone()).collect(),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let record = NewMessage {
+        channel: inner.name.clone(),
+        received_at,
+        control_id,
+        message_type,
+        status,
+        error: error.clone(),
+        patient_key: None,
+        peer,
+        parent: inbound.parent,
+        raw: inbound.payload,
+        transformed: None,
+        deliveries,
+    };
+    match inner.writer.commit(record, wake).await {
+        Ok(id) => Reply {
+            outcome: match error {
+                None => ReplyOutcome::Accepted,
+                Some(reason) => ReplyOutcome::Invalid(reason),
+            },
+            ack: None,
+            message_id: Some(id),
+        },
+        Err(e) => Reply {
+            outcome: ReplyOutcome::Unavailable(format!("message not stored: {e}")),
+            ack: None,
+            message_id: None,
+        },
     }
 }
 
