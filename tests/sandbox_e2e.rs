@@ -166,7 +166,10 @@ fn each_misbehaving_message_fails_alone_and_the_next_flows() {
         "one warning per bad message:\n{log}"
     );
     assert!(!log.contains("do not read"), "{log}");
-    assert!(!log.contains("PATIENT"), "no message body in the log:\n{log}");
+    assert!(
+        !log.contains("PATIENT"),
+        "no message body in the log:\n{log}"
+    );
 }
 
 #[test]
