@@ -445,3 +445,173 @@ contract!(
     writer_group_commits_concurrent_requests,
     ordering_keys_block_only_their_own_key,
 );
+
+mod clinical {
+    use super::support::Backend;
+    use medway_engine::store::{AlertFilter, AlertRow, ObservationRow, ScoreRow, Store};
+    use std::sync::Arc;
+
+    fn obs(patient: &str, seq: i64, at: i64, value: f64) -> ObservationRow {
+        ObservationRow {
+            patient: patient.into(),
+            kind: "HeartRate".into(),
+            value: Some(value),
+            text: None,
+            unit: "/min".into(),
+            original: format!("{value} /min"),
+            observed_at: at,
+            status: "final".into(),
+            set_id: Some("1".into()),
+            message_id: None,
+            delivery_id: 7,
+            seq,
+        }
+    }
+
+    async fn observations_scores_and_alerts(store: Arc<dyn Store>) {
+        store
+            .record_observations(&[obs("P1^^^H", 0, 100, 80.0), obs("P1^^^H", 1, 200, 90.0)])
+            .await
+            .unwrap();
+        // The same delivery recorded again adds nothing.
+        store
+            .record_observations(&[obs("P1^^^H", 1, 200, 90.0)])
+            .await
+            .unwrap();
+        store
+            .record_observations(&[ObservationRow {
+                delivery_id: 8,
+                ..obs("P2^^^H", 0, 150, 60.0)
+            }])
+            .await
+            .unwrap();
+        let p1 = store.patient_observations("P1^^^H", 0).await.unwrap();
+        assert_eq!(
+            p1.iter().map(|o| o.value.unwrap()).collect::<Vec<_>>(),
+            vec![80.0, 90.0]
+        );
+        assert_eq!(
+            store
+                .patient_observations("P1^^^H", 150)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(store.spo2_scale("P1^^^H").await.unwrap(), 1);
+        store.set_spo2_scale("P1^^^H", 2).await.unwrap();
+        assert_eq!(store.spo2_scale("P1^^^H").await.unwrap(), 2);
+        assert_eq!(store.spo2_scale("P2^^^H").await.unwrap(), 1);
+
+        let score = ScoreRow {
+            id: 0,
+            patient: "P1^^^H".into(),
+            at: 200,
+            news2_total: Some(7),
+            news2_band: Some("high".into()),
+            qsofa_total: Some(2),
+            sirs_total: None,
+            complete: false,
+            detail: serde_json::json!({"news2": {"total": 7}}),
+            message_id: None,
+            delivery_id: Some(7),
+        };
+        let score_id = store.record_score(&score).await.unwrap();
+        let latest = store.latest_score("P1^^^H").await.unwrap().unwrap();
+        assert_eq!(
+            (latest.id, latest.news2_total, latest.complete),
+            (score_id, Some(7), false)
+        );
+        assert_eq!(latest.detail["news2"]["total"], 7);
+
+        let alert = AlertRow {
+            id: 0,
+            patient: "P1^^^H".into(),
+            rule: "news2".into(),
+            severity: "emergency".into(),
+            rank: 3,
+            state: "open".into(),
+            title: "NEWS2 7 (high) — WARD7".into(),
+            detail: serde_json::json!({}),
+            score_id: Some(score_id),
+            raised_at: 200,
+            suppress_until: 1000,
+            updated_at: 200,
+            escalated_from: Some("urgent".into()),
+            acknowledged_by: None,
+            acknowledged_at: None,
+            resolved_by: None,
+            resolved_at: None,
+            dispatched_message_id: None,
+        };
+        let id = store.insert_alert(&alert).await.unwrap();
+        let found = store
+            .latest_alert("P1^^^H", "news2")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found.id, found.rank, found.escalated_from.as_deref()),
+            (id, 3, Some("urgent"))
+        );
+        assert!(
+            store
+                .latest_alert("P2^^^H", "news2")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .set_alert_state(id, "acknowledged", "nurse.jones", 300)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .set_alert_state(id, "acknowledged", "someone.else", 301)
+                .await
+                .unwrap(),
+            "only once"
+        );
+        store.mark_alert_dispatched(id, 42).await.unwrap();
+        let a = store.alert(id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                a.state.as_str(),
+                a.acknowledged_by.as_deref(),
+                a.dispatched_message_id
+            ),
+            ("acknowledged", Some("nurse.jones"), Some(42))
+        );
+        assert!(
+            store
+                .set_alert_state(id, "resolved", "dr.who", 400)
+                .await
+                .unwrap()
+        );
+        let listed = store
+            .list_alerts(&AlertFilter {
+                state: Some("resolved".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].resolved_by.as_deref(), Some("dr.who"));
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        let backend = Backend::sqlite().await;
+        observations_scores_and_alerts(backend.store.clone()).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let backend = Backend::postgres().await;
+        observations_scores_and_alerts(backend.store.clone()).await;
+        backend.cleanup().await;
+    }
+}

@@ -62,6 +62,71 @@ CREATE INDEX messages_parent_delivery ON messages(parent_delivery_id)
 CREATE INDEX deliveries_status ON deliveries(channel, status, created_at);
 "#,
     ),
+    (
+        "003_clinical",
+        r#"
+CREATE TABLE observations (
+    id INTEGER PRIMARY KEY,
+    patient TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value REAL,
+    text TEXT,
+    unit TEXT NOT NULL,
+    original TEXT NOT NULL,
+    observed_at INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    set_id TEXT,
+    message_id INTEGER,
+    delivery_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    UNIQUE (delivery_id, seq)
+);
+CREATE INDEX observations_patient ON observations(patient, observed_at);
+CREATE TABLE patient_flags (
+    patient TEXT PRIMARY KEY,
+    spo2_scale INTEGER NOT NULL DEFAULT 1,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE scores (
+    id INTEGER PRIMARY KEY,
+    patient TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    news2_total INTEGER,
+    news2_band TEXT,
+    qsofa_total INTEGER,
+    sirs_total INTEGER,
+    complete INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    message_id INTEGER,
+    delivery_id INTEGER,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX scores_patient ON scores(patient, at);
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    patient TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    rank INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    title TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    score_id INTEGER,
+    raised_at INTEGER NOT NULL,
+    suppress_until INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    escalated_from TEXT,
+    acknowledged_by TEXT,
+    acknowledged_at INTEGER,
+    resolved_by TEXT,
+    resolved_at INTEGER,
+    dispatched_message_id INTEGER
+);
+CREATE INDEX alerts_patient_rule ON alerts(patient, rule, raised_at);
+CREATE INDEX alerts_state ON alerts(state, raised_at);
+"#,
+    ),
 ];
 
 pub const POSTGRES: &[(&str, &str)] = &[
@@ -123,6 +188,71 @@ CREATE INDEX messages_parent ON messages(parent_id) WHERE parent_id IS NOT NULL;
 CREATE INDEX messages_parent_delivery ON messages(parent_delivery_id)
     WHERE parent_delivery_id IS NOT NULL;
 CREATE INDEX deliveries_status ON deliveries(channel, status, created_at);
+"#,
+    ),
+    (
+        "003_clinical",
+        r#"
+CREATE TABLE observations (
+    id BIGSERIAL PRIMARY KEY,
+    patient TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value DOUBLE PRECISION,
+    text TEXT,
+    unit TEXT NOT NULL,
+    original TEXT NOT NULL,
+    observed_at BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    set_id TEXT,
+    message_id BIGINT,
+    delivery_id BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    recorded_at BIGINT NOT NULL,
+    UNIQUE (delivery_id, seq)
+);
+CREATE INDEX observations_patient ON observations(patient, observed_at);
+CREATE TABLE patient_flags (
+    patient TEXT PRIMARY KEY,
+    spo2_scale BIGINT NOT NULL DEFAULT 1,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE scores (
+    id BIGSERIAL PRIMARY KEY,
+    patient TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    news2_total BIGINT,
+    news2_band TEXT,
+    qsofa_total BIGINT,
+    sirs_total BIGINT,
+    complete BOOLEAN NOT NULL,
+    detail TEXT NOT NULL,
+    message_id BIGINT,
+    delivery_id BIGINT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX scores_patient ON scores(patient, at);
+CREATE TABLE alerts (
+    id BIGSERIAL PRIMARY KEY,
+    patient TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    rank BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    title TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    score_id BIGINT,
+    raised_at BIGINT NOT NULL,
+    suppress_until BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    escalated_from TEXT,
+    acknowledged_by TEXT,
+    acknowledged_at BIGINT,
+    resolved_by TEXT,
+    resolved_at BIGINT,
+    dispatched_message_id BIGINT
+);
+CREATE INDEX alerts_patient_rule ON alerts(patient, rule, raised_at);
+CREATE INDEX alerts_state ON alerts(state, raised_at);
 "#,
     ),
 ];

@@ -10,12 +10,14 @@
 //! records what the channel runtime and the delivery workers decided.
 
 mod claim;
+mod clinical;
 mod migrations;
 mod postgres;
 mod sqlite;
 mod writer;
 
 pub use claim::ClaimOrder;
+pub use clinical::{AlertFilter, AlertRow, Clinical, ObservationRow, ScoreRow};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use writer::{StoreWriter, WriterHandle};
@@ -229,7 +231,7 @@ pub trait Inspect: Send + Sync {
 
 /// The durable store. Every method is safe to call concurrently.
 #[async_trait]
-pub trait Store: Inspect + Send + Sync + 'static {
+pub trait Store: Inspect + Clinical + Send + Sync + 'static {
     /// Commits messages (each with its deliveries) and delivery outcomes in **one durable
     /// transaction**; returns the new message ids in order. On error nothing was written.
     async fn write_batch(

@@ -9,6 +9,7 @@ use super::Redelivery;
 use super::claim::{ClaimOrder, PendingRow, lookahead, select};
 use super::migrations;
 
+mod clinical;
 mod inspect;
 use super::{AttemptResult, Claim, DeliveryOutcome, Store, StoreError};
 use crate::clock::now_micros;

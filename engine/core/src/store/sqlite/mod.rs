@@ -14,6 +14,7 @@ use super::Redelivery;
 use super::claim::{ClaimOrder, PendingRow, lookahead, select};
 use super::migrations;
 
+mod clinical;
 mod inspect;
 use super::{Claim, DeliveryOutcome, Store, StoreError};
 use crate::clock::now_micros;

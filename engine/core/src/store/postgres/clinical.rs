@@ -1,0 +1,280 @@
+//! The clinical tables on PostgreSQL (see [`Clinical`]).
+
+use super::PostgresStore;
+use crate::clock::now_micros;
+use crate::store::{AlertFilter, AlertRow, Clinical, ObservationRow, ScoreRow, StoreError};
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+const ALERT_COLUMNS: &str = "id, patient, rule, severity, rank, state, title, detail, score_id, \
+     raised_at, suppress_until, updated_at, escalated_from, acknowledged_by, acknowledged_at, \
+     resolved_by, resolved_at, dispatched_message_id";
+
+const SCORE_COLUMNS: &str = "id, patient, at, news2_total, news2_band, qsofa_total, sirs_total, \
+     complete, detail, message_id, delivery_id";
+
+fn json(text: String) -> serde_json::Value {
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+}
+
+fn alert(row: &PgRow) -> Result<AlertRow, sqlx::Error> {
+    Ok(AlertRow {
+        id: row.try_get("id")?,
+        patient: row.try_get("patient")?,
+        rule: row.try_get("rule")?,
+        severity: row.try_get("severity")?,
+        rank: row.try_get("rank")?,
+        state: row.try_get("state")?,
+        title: row.try_get("title")?,
+        detail: json(row.try_get("detail")?),
+        score_id: row.try_get("score_id")?,
+        raised_at: row.try_get("raised_at")?,
+        suppress_until: row.try_get("suppress_until")?,
+        updated_at: row.try_get("updated_at")?,
+        escalated_from: row.try_get("escalated_from")?,
+        acknowledged_by: row.try_get("acknowledged_by")?,
+        acknowledged_at: row.try_get("acknowledged_at")?,
+        resolved_by: row.try_get("resolved_by")?,
+        resolved_at: row.try_get("resolved_at")?,
+        dispatched_message_id: row.try_get("dispatched_message_id")?,
+    })
+}
+
+fn score(row: &PgRow) -> Result<ScoreRow, sqlx::Error> {
+    Ok(ScoreRow {
+        id: row.try_get("id")?,
+        patient: row.try_get("patient")?,
+        at: row.try_get("at")?,
+        news2_total: row.try_get("news2_total")?,
+        news2_band: row.try_get("news2_band")?,
+        qsofa_total: row.try_get("qsofa_total")?,
+        sirs_total: row.try_get("sirs_total")?,
+        complete: row.try_get("complete")?,
+        detail: json(row.try_get("detail")?),
+        message_id: row.try_get("message_id")?,
+        delivery_id: row.try_get("delivery_id")?,
+    })
+}
+
+#[async_trait]
+impl Clinical for PostgresStore {
+    async fn record_observations(&self, rows: &[ObservationRow]) -> Result<(), StoreError> {
+        let now = now_micros();
+        let mut tx = self.pool.begin().await?;
+        for o in rows {
+            sqlx::query(
+                "INSERT INTO observations (patient, kind, value, text, unit, original, \
+                 observed_at, status, set_id, message_id, delivery_id, seq, recorded_at) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) ON CONFLICT (delivery_id, seq) DO NOTHING",
+            )
+            .bind(&o.patient)
+            .bind(&o.kind)
+            .bind(o.value)
+            .bind(o.text.as_deref())
+            .bind(&o.unit)
+            .bind(&o.original)
+            .bind(o.observed_at)
+            .bind(&o.status)
+            .bind(o.set_id.as_deref())
+            .bind(o.message_id)
+            .bind(o.delivery_id)
+            .bind(o.seq)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn patient_observations(
+        &self,
+        patient: &str,
+        since: i64,
+    ) -> Result<Vec<ObservationRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT patient, kind, value, text, unit, original, observed_at, status, set_id, \
+             message_id, delivery_id, seq FROM observations \
+             WHERE patient = $1 AND observed_at >= $2 ORDER BY observed_at, id",
+        )
+        .bind(patient)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ObservationRow {
+                    patient: r.try_get("patient")?,
+                    kind: r.try_get("kind")?,
+                    value: r.try_get("value")?,
+                    text: r.try_get("text")?,
+                    unit: r.try_get("unit")?,
+                    original: r.try_get("original")?,
+                    observed_at: r.try_get("observed_at")?,
+                    status: r.try_get("status")?,
+                    set_id: r.try_get("set_id")?,
+                    message_id: r.try_get("message_id")?,
+                    delivery_id: r.try_get("delivery_id")?,
+                    seq: r.try_get("seq")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn spo2_scale(&self, patient: &str) -> Result<u8, StoreError> {
+        let scale: Option<i64> =
+            sqlx::query_scalar("SELECT spo2_scale FROM patient_flags WHERE patient = $1")
+                .bind(patient)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(if scale == Some(2) { 2 } else { 1 })
+    }
+
+    async fn set_spo2_scale(&self, patient: &str, scale: u8) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO patient_flags (patient, spo2_scale, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (patient) DO UPDATE SET spo2_scale = EXCLUDED.spo2_scale, \
+             updated_at = EXCLUDED.updated_at",
+        )
+        .bind(patient)
+        .bind(i64::from(scale))
+        .bind(now_micros())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn record_score(&self, s: &ScoreRow) -> Result<i64, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO scores (patient, at, news2_total, news2_band, qsofa_total, sirs_total, \
+             complete, detail, message_id, delivery_id, created_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING id",
+        )
+        .bind(&s.patient)
+        .bind(s.at)
+        .bind(s.news2_total)
+        .bind(s.news2_band.as_deref())
+        .bind(s.qsofa_total)
+        .bind(s.sirs_total)
+        .bind(s.complete)
+        .bind(s.detail.to_string())
+        .bind(s.message_id)
+        .bind(s.delivery_id)
+        .bind(now_micros())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn latest_score(&self, patient: &str) -> Result<Option<ScoreRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SCORE_COLUMNS} FROM scores WHERE patient = $1 ORDER BY at DESC, id DESC LIMIT 1"
+        )))
+        .bind(patient)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(score).transpose()?)
+    }
+
+    async fn latest_alert(
+        &self,
+        patient: &str,
+        rule: &str,
+    ) -> Result<Option<AlertRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE patient = $1 AND rule = $2 \
+             ORDER BY raised_at DESC, id DESC LIMIT 1"
+        )))
+        .bind(patient)
+        .bind(rule)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(alert).transpose()?)
+    }
+
+    async fn insert_alert(&self, a: &AlertRow) -> Result<i64, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO alerts (patient, rule, severity, rank, state, title, detail, score_id, \
+             raised_at, suppress_until, updated_at, escalated_from) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING id",
+        )
+        .bind(&a.patient)
+        .bind(&a.rule)
+        .bind(&a.severity)
+        .bind(a.rank)
+        .bind(&a.state)
+        .bind(&a.title)
+        .bind(a.detail.to_string())
+        .bind(a.score_id)
+        .bind(a.raised_at)
+        .bind(a.suppress_until)
+        .bind(a.updated_at)
+        .bind(a.escalated_from.as_deref())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn alert(&self, id: i64) -> Result<Option<AlertRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(alert).transpose()?)
+    }
+
+    async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE ($1::text IS NULL OR state = $1) AND \
+             ($2::text IS NULL OR patient = $2) AND ($3::bigint IS NULL OR raised_at >= $3) \
+             ORDER BY id DESC LIMIT $4"
+        )))
+        .bind(filter.state.as_deref())
+        .bind(filter.patient.as_deref())
+        .bind(filter.since)
+        .bind(i64::from(filter.limit.max(1)))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(alert).collect::<Result<_, _>>()?)
+    }
+
+    async fn set_alert_state(
+        &self,
+        id: i64,
+        state: &str,
+        by: &str,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let sql = match state {
+            "acknowledged" => {
+                "UPDATE alerts SET state = 'acknowledged', acknowledged_by = $1, acknowledged_at = $2, \
+                 updated_at = $3 WHERE id = $4 AND state = 'open'"
+            }
+            _ => {
+                "UPDATE alerts SET state = 'resolved', resolved_by = $1, resolved_at = $2, \
+                 updated_at = $3 WHERE id = $4 AND state <> 'resolved'"
+            }
+        };
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(by)
+            .bind(at)
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn mark_alert_dispatched(&self, id: i64, message_id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE alerts SET dispatched_message_id = $1 WHERE id = $2")
+            .bind(message_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
