@@ -11,6 +11,7 @@
 //! This crate never names a concrete connector: sources and destinations arrive through
 //! [`connector::ConnectorFactory`]. It never logs a message body.
 
+pub mod alerts;
 pub mod channel;
 pub mod channel_tests;
 pub mod clock;
