@@ -6,12 +6,13 @@ use crate::destinations::http::{HttpSender, HttpSettings};
 use crate::destinations::mllp::{MllpSender, MllpSenderSettings};
 use crate::destinations::postgres::{PostgresSettings, PostgresWriter};
 use crate::destinations::rabbitmq::{RabbitMqPublisher, RabbitMqSettings};
+use crate::sources::internal::{InternalSettings, InternalSource};
 use crate::sources::mllp::{MllpListener, MllpSourceSettings};
 use medway_engine::config::{ConfigError, ConnectorSpec, SettingsError, closest_kind};
 use medway_engine::connector::{ConnectorContext, ConnectorFactory, Destination, Source};
 use std::sync::Arc;
 
-pub const SOURCE_KINDS: &[&str] = &["mllp"];
+pub const SOURCE_KINDS: &[&str] = &["mllp", "internal"];
 pub const DESTINATION_KINDS: &[&str] = &["file", "mllp", "channel", "http", "postgres", "rabbitmq"];
 
 /// Builds every connector Medway ships.
@@ -24,6 +25,10 @@ impl ConnectorFactory for Registry {
             "mllp" => {
                 let settings = MllpSourceSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
                 Ok(Box::new(MllpListener::new(settings)))
+            }
+            "internal" => {
+                InternalSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
+                Ok(Box::new(InternalSource))
             }
             other => Err(spec.locate(unknown_kind("source", other, SOURCE_KINDS))),
         }

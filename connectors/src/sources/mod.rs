@@ -1,3 +1,4 @@
 //! Sources: where messages come from.
 
+pub mod internal;
 pub mod mllp;
