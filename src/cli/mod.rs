@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand.
 
+mod alerts;
 mod check;
 mod deliveries;
 mod inspect;
@@ -48,6 +49,12 @@ pub enum Command {
     /// List and show deliveries and their attempts.
     #[command(subcommand)]
     Deliveries(deliveries::DeliveriesCommand),
+    /// List, show, acknowledge and resolve clinical alerts.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
+    /// Per-patient clinical settings (NEWS2 SpO2 scale).
+    #[command(subcommand)]
+    Patients(alerts::PatientsCommand),
     /// Send stored messages again (new deliveries; history is kept).
     Reprocess(reprocess::ReprocessArgs),
     /// Validate settings, channel files, scripts and maps; list every problem (exit 1 if any).
@@ -72,6 +79,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Hl7(Hl7Command::Inspect(args)) => inspect::inspect(args),
         Command::Messages(command) => messages::messages(load_config()?, command).await,
         Command::Deliveries(command) => deliveries::deliveries(load_config()?, command).await,
+        Command::Alerts(command) => alerts::alerts(load_config()?, command).await,
+        Command::Patients(command) => alerts::patients(load_config()?, command).await,
         Command::Reprocess(args) => reprocess::reprocess(load_config()?, args).await,
         Command::Check(args) => check::check(EngineConfig::load(cli.config.as_deref()), args),
         Command::TestChannel(args) => test_channel::test_channel(load_config()?, args),
