@@ -78,7 +78,27 @@ fn failure_block<'a>(stdout: &'a str, header: &str) -> Vec<&'a str> {
     lines.take_while(|l| l.starts_with("  ")).collect()
 }
 
-const ADT_TEST: &str = "FAIL adt-normalize: names, identifiers and sex are normalised (channels/adt-normalize.toml:24)";
+/// The report header of a failing test: `FAIL channel: name (channels/channel.toml:LINE)`, where
+/// LINE is the test's `[[test]]` line, looked up in the channel file under `dir`.
+fn fail_header(dir: &Path, channel: &str, test: &str) -> String {
+    let file = format!("channels/{channel}.toml");
+    let text = std::fs::read_to_string(dir.join(&file)).expect("channel file");
+    let lines: Vec<&str> = text.lines().collect();
+    let name = format!("name = {test:?}");
+    let at = lines
+        .windows(2)
+        .position(|w| w[0] == "[[test]]" && w[1] == name)
+        .unwrap_or_else(|| panic!("no [[test]] named {test:?} in {file}"));
+    format!("FAIL {channel}: {test} ({file}:{})", at + 1)
+}
+
+fn adt_test(dir: &Path) -> String {
+    fail_header(
+        dir,
+        "adt-normalize",
+        "names, identifiers and sex are normalised",
+    )
+}
 
 #[test]
 fn repo_example_channels_pass() {
@@ -129,7 +149,7 @@ fn changed_value_fails_with_expected_and_actual() {
     assert_eq!(code, 1, "{stdout}");
     assert_eq!(totals(&stdout), (all - 1, 1), "{stdout}");
     assert_eq!(
-        failure_block(&stdout, ADT_TEST),
+        failure_block(&stdout, &adt_test(dir.path())),
         [
             "  value PID-5.2",
             "    expected: \"Mary Anne\"",
@@ -154,7 +174,7 @@ fn changed_output_file_fails_with_a_segment_diff() {
     let (code, stdout) = test_channel(dir.path(), &["adt-normalize"]);
     assert_eq!(code, 1, "{stdout}");
     assert_eq!(totals(&stdout), (1, 1), "{stdout}");
-    let block = failure_block(&stdout, ADT_TEST);
+    let block = failure_block(&stdout, &adt_test(dir.path()));
     assert_eq!(block[0], "  output downstream differs:", "{stdout}");
     let pid = "PID|1||00123456^^^HOSP^MR~NHS9990001^^^NHS^NH||O'Brien-Jones^";
     let rest = "^^^^^L||19710304|F|||1 High Street^^Leeds^^LS1 1AA^GBR||0113 496 0000";
@@ -198,7 +218,11 @@ fn changed_outcome_ack_and_destinations_fail_with_a_diff() {
     assert_eq!(
         failure_block(
             &stdout,
-            "FAIL lab-results: test messages are filtered but still acknowledged (channels/lab-results.toml:25)"
+            &fail_header(
+                dir.path(),
+                "lab-results",
+                "test messages are filtered but still acknowledged",
+            ),
         ),
         [
             "  status",
@@ -213,7 +237,11 @@ fn changed_outcome_ack_and_destinations_fail_with_a_diff() {
     assert_eq!(
         failure_block(
             &stdout,
-            "FAIL oru-vitals: vitals are accepted and archived unchanged (channels/oru-vitals.toml:35)"
+            &fail_header(
+                dir.path(),
+                "oru-vitals",
+                "vitals are accepted and archived unchanged",
+            ),
         ),
         ["  ack", "    expected: CA", "    actual:   AA"],
         "output:\n{stdout}"
@@ -231,7 +259,7 @@ fn changed_script_behaviour_is_caught() {
     );
     let (code, stdout) = test_channel(dir.path(), &["adt-normalize"]);
     assert_eq!(code, 1, "{stdout}");
-    let block = failure_block(&stdout, ADT_TEST);
+    let block = failure_block(&stdout, &adt_test(dir.path()));
     let at = block
         .iter()
         .position(|l| *l == "  value PID-3[1].4")
