@@ -11,5 +11,5 @@
 mod document;
 mod rules;
 
-pub use document::{AlertDocument, AlertLocation, title};
+pub use document::{AlertDocument, AlertLocation, AlertPatient, title};
 pub use rules::{AlertRules, Candidate, Decision, ScoreSummary, decide};

@@ -94,8 +94,9 @@ pub trait Clinical: Send + Sync {
         since: i64,
     ) -> Result<Vec<ObservationRow>, StoreError>;
 
-    /// The NEWS2 SpO₂ scale set for a patient (1 unless a clinician set 2).
-    async fn spo2_scale(&self, patient: &str) -> Result<u8, StoreError>;
+    /// The NEWS2 SpO₂ scale a clinician set for a patient, and when (UTC micros); `None` if
+    /// never set.
+    async fn spo2_scale(&self, patient: &str) -> Result<Option<(u8, i64)>, StoreError>;
 
     async fn set_spo2_scale(&self, patient: &str, scale: u8) -> Result<(), StoreError>;
 

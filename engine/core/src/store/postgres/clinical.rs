@@ -123,13 +123,14 @@ impl Clinical for PostgresStore {
             .map_err(StoreError::from)
     }
 
-    async fn spo2_scale(&self, patient: &str) -> Result<u8, StoreError> {
-        let scale: Option<i64> =
-            sqlx::query_scalar("SELECT spo2_scale FROM patient_flags WHERE patient = $1")
-                .bind(patient)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(if scale == Some(2) { 2 } else { 1 })
+    async fn spo2_scale(&self, patient: &str) -> Result<Option<(u8, i64)>, StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT spo2_scale, updated_at FROM patient_flags WHERE patient = $1",
+        )
+        .bind(patient)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(scale, at)| (if scale == 2 { 2 } else { 1 }, at)))
     }
 
     async fn set_spo2_scale(&self, patient: &str, scale: u8) -> Result<(), StoreError> {
