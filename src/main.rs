@@ -7,6 +7,14 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
+    if !matches!(args.command, cli::Command::Run(_)) {
+        // Commands that print (`medway messages list | head`) end quietly when the reader goes
+        // away. The engine keeps SIGPIPE ignored: a peer closing a socket must never kill it.
+        // SAFETY: setting a signal disposition before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     cli::telemetry::init(args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -188,9 +188,6 @@ fn a_bad_message_does_not_close_the_connection_or_leak_into_the_next() {
 }
 
 #[test]
-#[ignore = "bug: scripts run on the async runtime's worker threads (ChannelHandle::submit calls \
-            pipeline.process inline), so as many slow scripts as CPU cores stall every other \
-            connection and channel for up to the 1 s budget"]
 fn slow_scripts_do_not_stall_other_connections() {
     let dir = tempfile::tempdir().unwrap();
     let engine = start(dir.path());

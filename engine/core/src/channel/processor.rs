@@ -127,6 +127,13 @@ impl ChannelPipeline {
         })
     }
 
+    /// Whether any step runs a script (and may therefore take up to its time budget).
+    pub fn has_scripts(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s, CompiledStep::Script { .. }))
+    }
+
     /// Whether the channel has steps of its own (beyond the header checks).
     pub fn has_steps(&self) -> bool {
         !self.steps.is_empty()

@@ -35,7 +35,7 @@ impl ChannelHandle {
                     .await;
             }
         };
-        let processed = inner.pipeline.process(original.clone());
+        let processed = run_pipeline(&inner, original.clone());
         let control_id = original.control_id().map(|c| c.into_owned());
         let message_type = match (original.message_type(), original.trigger_event()) {
             (Some(t), Some(e)) => Some(format!("{t}^{e}")),
@@ -183,6 +183,19 @@ async fn refuse_unparseable(
         outcome: ReplyOutcome::Rejected(reason),
         ack: Some(ack),
         message_id,
+    }
+}
+
+/// Runs the channel's steps. Scripts may legally take up to their wall-clock budget: on the
+/// multi-threaded runtime they run under `block_in_place`, so the other connections' tasks move
+/// to another worker instead of waiting behind a slow script.
+fn run_pipeline(inner: &ChannelInner, message: Message) -> super::Processed {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if inner.pipeline.has_scripts() && multi_thread {
+        tokio::task::block_in_place(|| inner.pipeline.process(message))
+    } else {
+        inner.pipeline.process(message)
     }
 }
 
