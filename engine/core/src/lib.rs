@@ -20,6 +20,7 @@ pub mod connector;
 pub mod delivery;
 pub mod engine;
 pub mod message;
+pub mod scoring;
 pub mod script;
 pub mod store;
 
