@@ -107,7 +107,8 @@ impl HttpSettings {
         settings.validated()
     }
 
-    fn validated(mut self) -> Result<Self, SettingsError> {
+    /// The checks of `from_spec`; also used for settings built in code (the webhook).
+    pub(crate) fn validated(mut self) -> Result<Self, SettingsError> {
         let url = Url::parse(&self.url).map_err(|e| {
             SettingsError::new(format!("url is not a valid URL: {e}"))
                 .key("url")
@@ -230,12 +231,9 @@ impl HttpSender {
     }
 
     /// The per-delivery headers, on top of the configured ones.
-    fn request_headers(&self, delivery: &Delivery) -> HeaderMap {
+    fn request_headers(&self, delivery: &Delivery, idempotency_key: HeaderValue) -> HeaderMap {
         let mut headers = self.headers.clone();
-        headers.insert(
-            HeaderName::from_static("idempotency-key"),
-            HeaderValue::from(delivery.id),
-        );
+        headers.insert(HeaderName::from_static("idempotency-key"), idempotency_key);
         let mut put = |name: &'static str, value: &str| {
             // A value that is not a valid header (control characters) is left out, not sent raw.
             if let Ok(value) = HeaderValue::from_str(value) {
@@ -348,15 +346,34 @@ fn status_line(status: StatusCode) -> String {
     }
 }
 
-#[async_trait]
-impl Destination for HttpSender {
-    async fn send(&self, delivery: &Delivery) -> Result<Response, DeliveryError> {
+impl HttpSender {
+    /// Sends `body` (instead of the payload) for `delivery`, with every rule above: the
+    /// configured headers, the per-delivery ones, the status classification and `Retry-After`.
+    /// `idempotency_key` is the delivery id unless the caller sends something else in the
+    /// delivery's name (a digest of several deliveries). Shared with the webhook destination.
+    pub(crate) async fn send_body(
+        &self,
+        delivery: &Delivery,
+        body: bytes::Bytes,
+        idempotency_key: &str,
+    ) -> Result<Response, DeliveryError> {
+        let key = HeaderValue::from_str(idempotency_key)
+            .map_err(|_| DeliveryError::never("invalid idempotency key"))?;
+        self.request(delivery, body, key).await
+    }
+
+    async fn request(
+        &self,
+        delivery: &Delivery,
+        body: bytes::Bytes,
+        idempotency_key: HeaderValue,
+    ) -> Result<Response, DeliveryError> {
         let started = Instant::now();
         let mut response = self
             .client
             .request(self.method.clone(), self.url.clone())
-            .headers(self.request_headers(delivery))
-            .body(delivery.payload.clone())
+            .headers(self.request_headers(delivery, idempotency_key))
+            .body(body)
             .send()
             .await
             .map_err(|e| self.transport_error(e))?;
@@ -391,6 +408,18 @@ impl Destination for HttpSender {
             }),
             Some(error) => Err(error),
         }
+    }
+}
+
+#[async_trait]
+impl Destination for HttpSender {
+    async fn send(&self, delivery: &Delivery) -> Result<Response, DeliveryError> {
+        self.request(
+            delivery,
+            delivery.payload.clone(),
+            HeaderValue::from(delivery.id),
+        )
+        .await
     }
 }
 
