@@ -1,11 +1,13 @@
 //! The one place that maps a channel file's `kind = "…"` to a connector.
 
 use crate::destinations::channel::{ChannelWriter, ChannelWriterSettings};
+use crate::destinations::email::{EmailSender, EmailSettings};
 use crate::destinations::file::{FileSettings, FileWriter};
 use crate::destinations::http::{HttpSender, HttpSettings};
 use crate::destinations::mllp::{MllpSender, MllpSenderSettings};
 use crate::destinations::postgres::{PostgresSettings, PostgresWriter};
 use crate::destinations::rabbitmq::{RabbitMqPublisher, RabbitMqSettings};
+use crate::destinations::webhook::{WebhookSender, WebhookSettings};
 use crate::sources::internal::{InternalSettings, InternalSource};
 use crate::sources::mllp::{MllpListener, MllpSourceSettings};
 use medway_engine::config::{ConfigError, ConnectorSpec, SettingsError, closest_kind};
@@ -13,7 +15,9 @@ use medway_engine::connector::{ConnectorContext, ConnectorFactory, Destination, 
 use std::sync::Arc;
 
 pub const SOURCE_KINDS: &[&str] = &["mllp", "internal"];
-pub const DESTINATION_KINDS: &[&str] = &["file", "mllp", "channel", "http", "postgres", "rabbitmq"];
+pub const DESTINATION_KINDS: &[&str] = &[
+    "file", "mllp", "channel", "http", "postgres", "rabbitmq", "email", "webhook",
+];
 
 /// Builds every connector Medway ships.
 #[derive(Debug, Default, Clone, Copy)]
@@ -70,6 +74,16 @@ impl ConnectorFactory for Registry {
                     settings,
                     format!("medway {channel}"),
                 )))
+            }
+            "email" => {
+                let settings = EmailSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
+                let sender = EmailSender::new(settings).map_err(|e| spec.locate(e))?;
+                Ok(Arc::new(sender))
+            }
+            "webhook" => {
+                let settings = WebhookSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
+                let sender = WebhookSender::new(settings).map_err(|e| spec.locate(e))?;
+                Ok(Arc::new(sender))
             }
             other => Err(spec.locate(unknown_kind("destination", other, DESTINATION_KINDS))),
         }
