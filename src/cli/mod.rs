@@ -8,6 +8,7 @@ mod load;
 mod messages;
 mod reprocess;
 mod run;
+mod score;
 mod send;
 mod systemd;
 pub mod telemetry;
@@ -36,6 +37,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Score NEWS2, qSOFA and SIRS per patient from HL7 files (JSON Lines on stdout).
+    Score(score::ScoreArgs),
     /// Run the engine: serve every channel in the channel folder until SIGTERM/SIGINT.
     Run(run::RunArgs),
     /// Send HL7 files to an MLLP listener and print each ACK, or generate load (--count).
@@ -74,6 +77,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         EngineConfig::load(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))
     };
     match cli.command {
+        Command::Score(args) => score::score(args),
         Command::Run(args) => run::run(load_config()?, args).await,
         Command::Send(args) => send::send(args).await,
         Command::Hl7(Hl7Command::Inspect(args)) => inspect::inspect(args),
