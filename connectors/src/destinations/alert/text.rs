@@ -68,7 +68,7 @@ impl Alert {
     pub fn lines(&self, detail: Detail, zone: &TimeZone) -> Vec<Line> {
         let mut lines = Vec::new();
         let mut put = |label: &'static str, value: String| lines.push(Line { label, value });
-        put("Alert", self.status());
+        put("Status", self.status());
         let scores = self.scores();
         if !scores.is_empty() {
             put("Score", scores.join(", "));

@@ -178,7 +178,9 @@ impl Smtp {
                 );
             }
             if let Err(e) = connection.starttls(tls, &self.hello).await {
-                connection.abort().await;
+                // Dropped, not aborted: after a failed handshake lettre's stream is gone, and
+                // `abort` would write a QUIT into it.
+                drop(connection);
                 return Err(format!("STARTTLS failed: {}", describe(&e)));
             }
         }
