@@ -533,7 +533,7 @@ fn value_of(
         Ok(n) => Ok((n.value, None, n.note)),
         Err(ValueError::UnknownUnit) => Err((
             ProblemKind::UnknownUnit,
-            format!("unit {unit_text:?} is not a unit for {kind}: not scored"),
+            format!("unknown unit {unit_text:?} for {kind}: not scored"),
         )),
         Err(ValueError::NotANumber) => {
             Err((ProblemKind::NotANumber, "value is not a number".into()))

@@ -26,6 +26,11 @@ pub mod time;
 pub mod units;
 pub mod window;
 
+#[cfg(test)]
+mod tests_extract;
+#[cfg(test)]
+mod tests_window;
+
 pub use codes::{CodeMap, CodeMapError, CodeMatch};
 pub use extract::{Extracted, ExtractionProblem, PatientInfo, ProblemKind, extract};
 pub use news2::{News2Band, News2Score, News2Skip};
