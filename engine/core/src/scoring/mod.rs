@@ -29,6 +29,8 @@ pub mod window;
 #[cfg(test)]
 mod tests_extract;
 #[cfg(test)]
+mod tests_property;
+#[cfg(test)]
 mod tests_window;
 
 pub use codes::{CodeMap, CodeMapError, CodeMatch};
