@@ -7,6 +7,7 @@ use crate::destinations::http::{HttpSender, HttpSettings};
 use crate::destinations::mllp::{MllpSender, MllpSenderSettings};
 use crate::destinations::postgres::{PostgresSettings, PostgresWriter};
 use crate::destinations::rabbitmq::{RabbitMqPublisher, RabbitMqSettings};
+use crate::destinations::scoring::{ScoringDestination, ScoringSetup};
 use crate::destinations::webhook::{WebhookSender, WebhookSettings};
 use crate::sources::internal::{InternalSettings, InternalSource};
 use crate::sources::mllp::{MllpListener, MllpSourceSettings};
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 pub const SOURCE_KINDS: &[&str] = &["mllp", "internal"];
 pub const DESTINATION_KINDS: &[&str] = &[
-    "file", "mllp", "channel", "http", "postgres", "rabbitmq", "email", "webhook",
+    "file", "mllp", "channel", "scoring", "http", "postgres", "rabbitmq", "email", "webhook",
 ];
 
 /// Builds every connector Medway ships.
@@ -52,6 +53,10 @@ impl ConnectorFactory for Registry {
             "mllp" => {
                 let settings = MllpSenderSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
                 Ok(Arc::new(MllpSender::new(settings)))
+            }
+            "scoring" => {
+                let setup = ScoringSetup::from_spec(spec).map_err(|e| spec.locate(e))?;
+                Ok(Arc::new(ScoringDestination::new(setup, cx.clone())))
             }
             "channel" => {
                 let settings =

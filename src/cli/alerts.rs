@@ -62,6 +62,16 @@ pub struct ActArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum PatientsCommand {
+    /// Show a patient's latest NEWS2, qSOFA and SIRS, with the inputs they used.
+    Score {
+        /// Patient key, e.g. MRN12345^^^HOSP.
+        patient: String,
+        /// Print the score JSON (the `medway score` shape) only.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        store: Option<String>,
+    },
     /// Set the NEWS2 SpO₂ scale for a patient (2 only on a clinician's decision, e.g.
     /// hypercapnic respiratory failure with a 88–92 % target); it stays until changed.
     SetScale {
@@ -191,6 +201,32 @@ async fn act(config: EngineConfig, args: ActArgs, state: &str) -> anyhow::Result
 
 pub async fn patients(config: EngineConfig, command: PatientsCommand) -> anyhow::Result<ExitCode> {
     match command {
+        PatientsCommand::Score {
+            patient,
+            json,
+            store,
+        } => {
+            let store = open_store(config, store).await?;
+            let Some(score) = store.latest_score(&patient).await? else {
+                eprintln!("no score for {patient}");
+                return Ok(ExitCode::from(1));
+            };
+            if json {
+                println!("{}", score.detail);
+            } else {
+                println!(
+                    "{patient} at {}: NEWS2 {} ({}), qSOFA {}, SIRS {}{}",
+                    micros_to_rfc3339(score.at),
+                    score.news2_total.map_or("-".into(), |t| t.to_string()),
+                    score.news2_band.as_deref().unwrap_or("-"),
+                    score.qsofa_total.map_or("-".into(), |t| t.to_string()),
+                    score.sirs_total.map_or("-".into(), |t| t.to_string()),
+                    if score.complete { "" } else { " (incomplete)" }
+                );
+                println!("{}", serde_json::to_string_pretty(&score.detail)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         PatientsCommand::SetScale {
             patient,
             scale,

@@ -93,8 +93,16 @@ pub async fn run(mut config: EngineConfig, args: RunArgs) -> anyhow::Result<Exit
         };
         systemd::notify("RELOADING=1");
         match engine.reload(&Registry).await {
-            Ok(report) if report.added.is_empty() && report.changed.is_empty() && report.removed.is_empty() => {
-                tracing::debug!(trigger = why, unchanged = report.unchanged, "reload: nothing changed");
+            Ok(report)
+                if report.added.is_empty()
+                    && report.changed.is_empty()
+                    && report.removed.is_empty() =>
+            {
+                tracing::debug!(
+                    trigger = why,
+                    unchanged = report.unchanged,
+                    "reload: nothing changed"
+                );
             }
             Ok(report) => {
                 tracing::info!(trigger = why, added = ?report.added, changed = ?report.changed,

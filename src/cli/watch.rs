@@ -22,15 +22,14 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 /// Starts watching `folders` (those that exist); each burst of changes sends one `()`.
 pub fn watch(folders: &[PathBuf]) -> anyhow::Result<(FolderWatch, mpsc::Receiver<()>)> {
     let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        match event {
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
             Ok(event) if is_change(&event.kind) && event.paths.iter().any(|p| relevant(p)) => {
                 let _ = raw_tx.send(());
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "folder watch error"),
-        }
-    })?;
+        })?;
     for folder in folders {
         if folder.is_dir() {
             watcher.watch(folder, RecursiveMode::Recursive)?;
@@ -55,7 +54,10 @@ pub fn watch(folders: &[PathBuf]) -> anyhow::Result<(FolderWatch, mpsc::Receiver
 }
 
 fn is_change(kind: &EventKind) -> bool {
-    matches!(kind, EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_))
+    matches!(
+        kind,
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+    )
 }
 
 fn relevant(path: &Path) -> bool {

@@ -8,4 +8,5 @@ pub mod http;
 pub mod mllp;
 pub mod postgres;
 pub mod rabbitmq;
+pub mod scoring;
 pub mod webhook;

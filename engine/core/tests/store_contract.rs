@@ -500,7 +500,10 @@ mod clinical {
         );
         assert_eq!(store.spo2_scale("P1^^^H").await.unwrap(), None);
         store.set_spo2_scale("P1^^^H", 2).await.unwrap();
-        assert_eq!(store.spo2_scale("P1^^^H").await.unwrap().map(|(s, _)| s), Some(2));
+        assert_eq!(
+            store.spo2_scale("P1^^^H").await.unwrap().map(|(s, _)| s),
+            Some(2)
+        );
         assert_eq!(store.spo2_scale("P2^^^H").await.unwrap(), None);
 
         let score = ScoreRow {

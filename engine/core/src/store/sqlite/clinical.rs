@@ -125,12 +125,11 @@ impl Clinical for SqliteStore {
     }
 
     async fn spo2_scale(&self, patient: &str) -> Result<Option<(u8, i64)>, StoreError> {
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT spo2_scale, updated_at FROM patient_flags WHERE patient = ?",
-        )
-        .bind(patient)
-        .fetch_optional(&self.work)
-        .await?;
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT spo2_scale, updated_at FROM patient_flags WHERE patient = ?")
+                .bind(patient)
+                .fetch_optional(&self.work)
+                .await?;
         Ok(row.map(|(scale, at)| (if scale == 2 { 2 } else { 1 }, at)))
     }
 

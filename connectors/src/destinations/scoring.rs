@@ -1,0 +1,473 @@
+//! `ScoringDestination`: reads vitals and labs out of each ORU, keeps every patient's recent
+//! observations in the store, computes NEWS2, qSOFA and SIRS, stores each score with the inputs
+//! it used, and raises alerts by rule — handed to an alert channel whose destinations (email,
+//! webhook) dispatch them with the usual retries.
+//!
+//! ```toml
+//! [[destination]]
+//! name = "scoring"
+//! kind = "scoring"
+//! alert_channel = "alerts"            # a channel (usually `kind = "internal"`) that dispatches
+//! codes = "channels/maps/monitor-codes.toml"   # optional local codes (LOINC is built in)
+//! link = "http://medway.ward.local/alerts/{alert_id}"   # optional, in the alert text
+//! [destination.scoring]               # DECISIONS.md settings, all optional
+//! qsofa_mentation = "gcs_lt_15_or_acvpu"
+//! [destination.alerts]                # thresholds and the suppression window
+//! suppression_minutes = 240
+//! ```
+//!
+//! Invariants: an observation belongs to the PID it came under, and a patient's window holds
+//! only that patient's observations (the store is queried by patient key, and the window
+//! refuses strangers); a message without a patient identifier is never scored (errored, with
+//! the reason); recording a delivery twice adds nothing (observations are unique per delivery
+//! and position; an alert already raised for the same band is not raised again; an alert
+//! raised but not yet handed over is handed over on the retry). Never logs a value or a
+//! patient identifier.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use medway_engine::alerts::{
+    AlertDocument, AlertLocation, AlertPatient, AlertRules, Decision, ScoreSummary, decide, title,
+};
+use medway_engine::clock::{micros_to_rfc3339, now_micros};
+use medway_engine::config::{ConnectorSpec, SettingsError};
+use medway_engine::connector::{ConnectorContext, DeliveryError, Destination, Response};
+use medway_engine::message::{Delivery, Inbound, Lineage};
+use medway_engine::scoring::{
+    CodeMap, Observation, PatientFlags, PatientKey, PatientWindow, ResultStatus, ScaleFlag, Scores,
+    ScoringSettings, ScoringSettingsFile, VitalKind, extract,
+};
+use medway_engine::store::{AlertRow, ObservationRow, ScoreRow, Store};
+use medway_hl7::Message;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// `[[destination]] kind = "scoring"` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringDestinationSettings {
+    /// The channel alerts are handed to.
+    pub alert_channel: String,
+    /// A local code map (TOML or CSV) added to the built-in LOINC codes.
+    pub codes: Option<PathBuf>,
+    /// A link template for alerts; `{alert_id}` is replaced.
+    pub link: Option<String>,
+    #[serde(default)]
+    pub scoring: Option<ScoringSettingsFile>,
+    #[serde(default)]
+    pub alerts: AlertRules,
+}
+
+/// What the destination was built from, checked.
+pub struct ScoringSetup {
+    settings: ScoringDestinationSettings,
+    codes: CodeMap,
+    scoring: ScoringSettings,
+}
+
+impl ScoringSetup {
+    pub fn from_spec(spec: &ConnectorSpec) -> Result<Self, SettingsError> {
+        let settings: ScoringDestinationSettings = spec.parse()?;
+        // A local map comes with the built-in LOINC codes; its codes win.
+        let codes = match &settings.codes {
+            None => CodeMap::builtin(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    SettingsError::new(format!("cannot read {}: {e}", path.display())).key("codes")
+                })?;
+                if path.extension().is_some_and(|x| x == "csv") {
+                    CodeMap::from_csv_str(&text)
+                } else {
+                    CodeMap::from_toml_str(&text)
+                }
+                .map_err(|e| SettingsError::new(format!("{}: {e}", path.display())).key("codes"))?
+            }
+        };
+        let scoring = match settings.scoring.clone() {
+            None => ScoringSettings::default(),
+            Some(file) => file
+                .into_settings()
+                .map_err(|e| SettingsError::new(e).key("scoring"))?,
+        };
+        Ok(Self {
+            settings,
+            codes,
+            scoring,
+        })
+    }
+}
+
+pub struct ScoringDestination {
+    setup: ScoringSetup,
+    cx: ConnectorContext,
+}
+
+impl ScoringDestination {
+    pub fn new(setup: ScoringSetup, cx: ConnectorContext) -> Self {
+        Self { setup, cx }
+    }
+
+    fn store(&self) -> Result<&Arc<dyn Store>, DeliveryError> {
+        self.cx
+            .store
+            .as_ref()
+            .ok_or_else(|| DeliveryError::later("scoring needs the store"))
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> DeliveryError {
+    DeliveryError::later(format!("store: {e}"))
+}
+
+/// The unit separator between an original value and its unit in a stored row.
+const SEP: char = '\u{1f}';
+
+fn to_row(o: &Observation, delivery: &Delivery, seq: usize) -> ObservationRow {
+    ObservationRow {
+        patient: o.patient.to_string(),
+        kind: o.kind.as_str().to_string(),
+        value: Some(o.value),
+        text: o.text.clone(),
+        unit: o.unit.clone(),
+        original: format!("{}{SEP}{}", o.original_value, o.original_unit),
+        observed_at: o.observed_at,
+        status: o.status.as_str().to_string(),
+        set_id: Some(o.set_id.clone()),
+        message_id: Some(delivery.message_id),
+        delivery_id: delivery.id,
+        seq: seq as i64,
+    }
+}
+
+fn from_row(row: &ObservationRow, patient: &PatientKey) -> Option<Observation> {
+    let kind = VitalKind::ALL
+        .iter()
+        .copied()
+        .find(|k| k.as_str() == row.kind)?;
+    let status = [
+        ResultStatus::Final,
+        ResultStatus::Corrected,
+        ResultStatus::Preliminary,
+        ResultStatus::Retracted,
+        ResultStatus::NoValue,
+        ResultStatus::MadeFinal,
+        ResultStatus::Other,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == row.status)?;
+    let (original_value, original_unit) =
+        row.original.split_once(SEP).unwrap_or((&row.original, ""));
+    Some(Observation {
+        patient: patient.clone(),
+        kind,
+        value: row.value.unwrap_or(0.0),
+        text: row.text.clone(),
+        unit: row.unit.clone(),
+        original_value: original_value.to_string(),
+        original_unit: original_unit.to_string(),
+        observed_at: row.observed_at,
+        status,
+        set_id: row.set_id.clone().unwrap_or_default(),
+        encounter: None,
+        source: row.message_id.map(|m| m.to_string()).unwrap_or_default(),
+    })
+}
+
+/// The newest observation time of `patient` in this delivery (re-extracted: cheap), so the
+/// store is asked only for the window around it.
+fn delivery_newest(
+    delivery: &Delivery,
+    patient: &PatientKey,
+    setup: &ScoringSetup,
+    lookback: i64,
+) -> i64 {
+    Message::parse(delivery.payload.clone())
+        .ok()
+        .map(|m| extract(&m, &setup.codes, &setup.scoring))
+        .and_then(|e| {
+            e.observations
+                .iter()
+                .filter(|o| o.patient == *patient)
+                .map(|o| o.observed_at)
+                .max()
+        })
+        .unwrap_or(lookback)
+}
+
+/// The facts the alert rules need, read from the score JSON (the DECISIONS.md shape).
+fn summary(scores: &serde_json::Value) -> ScoreSummary {
+    let total = |s: &str| scores[s]["total"].as_i64();
+    let complete = |s: &str| scores[s]["complete"].as_bool().unwrap_or(false);
+    let single_three = ["rr", "spo2", "o2", "sbp", "hr", "cns", "temp"]
+        .iter()
+        .any(|p| scores["news2"][p].as_i64() == Some(3));
+    ScoreSummary {
+        news2_total: total("news2"),
+        news2_single_three: single_three,
+        news2_band: scores["news2"]["band"].as_str().map(str::to_string),
+        news2_complete: complete("news2"),
+        qsofa_total: total("qsofa"),
+        qsofa_complete: complete("qsofa"),
+        sirs_total: total("sirs"),
+        sirs_complete: complete("sirs"),
+        wbc_present: scores["sirs"]["wbc"].is_i64(),
+    }
+}
+
+impl ScoringDestination {
+    /// Scores one patient after this delivery's observations were stored; raises alerts.
+    async fn score_patient(
+        &self,
+        store: &Arc<dyn Store>,
+        delivery: &Delivery,
+        patient: &PatientKey,
+        info: Option<&medway_engine::scoring::PatientInfo>,
+        name: Option<String>,
+    ) -> Result<Vec<String>, DeliveryError> {
+        let key = patient.to_string();
+        // The widest window (labs, 24 h) before the newest observation of this message.
+        let lookback = self.setup.scoring.labs_window.as_micros() as i64 + 60 * 60 * 1_000_000;
+        let this_message = delivery_newest(delivery, patient, &self.setup, lookback);
+        let rows = store
+            .patient_observations(&key, this_message - lookback)
+            .await
+            .map_err(storage)?;
+        let newest = rows
+            .iter()
+            .map(|r| r.observed_at)
+            .max()
+            .unwrap_or(this_message);
+        let mut window = PatientWindow::new(patient.clone());
+        if let Some(info) = info {
+            window.set_birth_date(info.birth_date);
+        }
+        for row in rows.iter().filter(|r| r.observed_at >= newest - lookback) {
+            if let Some(obs) = from_row(row, patient) {
+                // The store was queried by this patient's key: a refusal cannot happen, and if
+                // it did the observation would simply not count.
+                let _ = window.add(obs);
+            }
+        }
+        let at = window.newest_time().unwrap_or(newest);
+        let flags = PatientFlags {
+            spo2_scale: store
+                .spo2_scale(&key)
+                .await
+                .map_err(storage)?
+                .map(|(scale, set_at)| ScaleFlag { scale, set_at }),
+            pregnant: false,
+        };
+        let scores: Scores = window.score(at, &self.setup.scoring, &flags);
+        let json = scores.to_json();
+        let summary = summary(&json);
+        let score_id = store
+            .record_score(&ScoreRow {
+                id: 0,
+                patient: key.clone(),
+                at,
+                news2_total: summary.news2_total,
+                news2_band: summary.news2_band.clone(),
+                qsofa_total: summary.qsofa_total,
+                sirs_total: summary.sirs_total,
+                complete: summary.news2_complete && summary.qsofa_complete && summary.sirs_complete,
+                detail: json.clone(),
+                message_id: Some(delivery.message_id),
+                delivery_id: Some(delivery.id),
+            })
+            .await
+            .map_err(storage)?;
+        let location = info
+            .and_then(|i| i.location.clone())
+            .map(|l| AlertLocation {
+                ward: l.ward,
+                room: l.room,
+                bed: l.bed,
+                facility: l.facility,
+            })
+            .unwrap_or_default();
+        let mut notes = Vec::new();
+        for candidate in self.setup.settings.alerts.evaluate(&summary) {
+            let latest = store
+                .latest_alert(&key, candidate.rule)
+                .await
+                .map_err(storage)?;
+            let decision = decide(&candidate, latest.as_ref(), at);
+            let alert = match decision {
+                Decision::Suppress => match latest {
+                    // Raised by an earlier attempt of this delivery but never handed over.
+                    Some(a) if a.dispatched_message_id.is_none() && a.rank == candidate.rank => a,
+                    _ => continue,
+                },
+                Decision::Raise | Decision::Escalate { .. } => {
+                    let escalated_from = match &decision {
+                        Decision::Escalate { from } => Some(from.clone()),
+                        _ => None,
+                    };
+                    let title = title(candidate.rule, candidate.severity, &json, &location);
+                    let mut row = AlertRow {
+                        id: 0,
+                        patient: key.clone(),
+                        rule: candidate.rule.to_string(),
+                        severity: candidate.severity.to_string(),
+                        rank: candidate.rank,
+                        state: "open".into(),
+                        title,
+                        detail: serde_json::json!({
+                            "reasons": candidate.reasons,
+                            "scores": json,
+                            "location": location,
+                        }),
+                        score_id: Some(score_id),
+                        raised_at: at,
+                        suppress_until: at
+                            + self.setup.settings.alerts.suppression_minutes * 60 * 1_000_000,
+                        updated_at: now_micros(),
+                        escalated_from,
+                        acknowledged_by: None,
+                        acknowledged_at: None,
+                        resolved_by: None,
+                        resolved_at: None,
+                        dispatched_message_id: None,
+                    };
+                    row.id = store.insert_alert(&row).await.map_err(storage)?;
+                    row
+                }
+            };
+            self.dispatch(store, delivery, &alert, &location, name.clone())
+                .await?;
+            notes.push(format!("alert {} {}", alert.id, alert.severity));
+        }
+        Ok(notes)
+    }
+
+    /// Hands the alert document to the alert channel and records that it did.
+    async fn dispatch(
+        &self,
+        store: &Arc<dyn Store>,
+        delivery: &Delivery,
+        alert: &AlertRow,
+        location: &AlertLocation,
+        name: Option<String>,
+    ) -> Result<(), DeliveryError> {
+        let target = &self.setup.settings.alert_channel;
+        let Some(channel) = self.cx.channels.get(target) else {
+            return Err(DeliveryError::later(format!(
+                "alert channel {target:?} is not running"
+            )));
+        };
+        let document = AlertDocument {
+            alert_id: alert.id,
+            kind: "clinical".into(),
+            rule: alert.rule.clone(),
+            severity: alert.severity.clone(),
+            state: if alert.escalated_from.is_some() {
+                "escalated"
+            } else {
+                "open"
+            }
+            .into(),
+            escalated_from: alert.escalated_from.clone(),
+            title: alert.title.clone(),
+            location: location.clone(),
+            patient: AlertPatient {
+                key: alert.patient.clone(),
+                name,
+            },
+            scores: alert.detail["scores"].clone(),
+            reasons: alert.detail["reasons"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.as_str().map(str::to_string))
+                .collect(),
+            observed_at: micros_to_rfc3339(alert.raised_at),
+            raised_at: micros_to_rfc3339(now_micros()),
+            link: self
+                .setup
+                .settings
+                .link
+                .as_ref()
+                .map(|l| l.replace("{alert_id}", &alert.id.to_string())),
+        };
+        let payload = serde_json::to_vec(&document)
+            .map_err(|e| DeliveryError::never(format!("alert document: {e}")))?;
+        let reply = channel
+            .submit(Inbound {
+                payload: Bytes::from(payload),
+                peer: None,
+                parent: Some(Lineage {
+                    message_id: delivery.message_id,
+                    delivery_id: delivery.id,
+                }),
+            })
+            .await;
+        let Some(message_id) = reply.message_id.filter(|_| reply.outcome.is_stored_ok()) else {
+            return Err(DeliveryError::later(format!(
+                "alert {} not taken by {target}: {:?}",
+                alert.id, reply.outcome
+            )));
+        };
+        store
+            .mark_alert_dispatched(alert.id, message_id)
+            .await
+            .map_err(storage)
+    }
+}
+
+#[async_trait]
+impl Destination for ScoringDestination {
+    async fn send(&self, delivery: &Delivery) -> Result<Response, DeliveryError> {
+        let store = self.store()?;
+        let message = Message::parse(delivery.payload.clone())
+            .map_err(|e| DeliveryError::never(format!("not an HL7 v2 message: {e}")))?;
+        let extracted = extract(&message, &self.setup.codes, &self.setup.scoring);
+        if extracted.patient.is_none() {
+            return Err(DeliveryError::never(
+                "no patient identifier (PID-3): not scored",
+            ));
+        }
+        let rows: Vec<ObservationRow> = extracted
+            .observations
+            .iter()
+            .enumerate()
+            .map(|(i, o)| to_row(o, delivery, i))
+            .collect();
+        store.record_observations(&rows).await.map_err(storage)?;
+        let name = message
+            .get("PID-5")
+            .map(|n| n.into_owned())
+            .filter(|n| !n.is_empty());
+        let mut notes = vec![format!(
+            "{} observation(s), {} not scored",
+            rows.len(),
+            extracted.problems.len()
+        )];
+        for info in &extracted.patients {
+            let first = extracted.patient.as_ref() == Some(&info.key);
+            notes.extend(
+                self.score_patient(
+                    store,
+                    delivery,
+                    &info.key,
+                    Some(info),
+                    first.then(|| name.clone()).flatten(),
+                )
+                .await?,
+            );
+        }
+        Ok(Response {
+            summary: notes.join("; "),
+        })
+    }
+
+    async fn check(&self) -> Result<(), DeliveryError> {
+        match self.cx.channels.get(&self.setup.settings.alert_channel) {
+            Some(_) => Ok(()),
+            None => Err(DeliveryError::later(format!(
+                "alert channel {:?} is not running",
+                self.setup.settings.alert_channel
+            ))),
+        }
+    }
+}
