@@ -613,3 +613,45 @@ async fn json_digests_carry_every_held_document() {
     assert_eq!(ids, [502, 503, 504]);
     assert_no_phi(&seen[1].text(), "a minimal JSON digest");
 }
+
+#[tokio::test]
+async fn the_registry_builds_both_alert_kinds() {
+    use medway_engine::connector::{ConnectorContext, ConnectorFactory};
+    let registry = medway_connectors::Registry;
+    let receiver = Receiver::start(Vec::new()).await;
+    let spec = |kind: &str, text: &str| {
+        ConnectorSpec::inline(kind, toml::from_str::<toml::Table>(text).unwrap())
+    };
+    let cx = ConnectorContext::default();
+    let webhook = registry
+        .destination(
+            "alerts",
+            &spec("webhook", &format!("url = {:?}", receiver.url("/hook"))),
+            &cx,
+        )
+        .unwrap();
+    webhook
+        .send(&delivery(50, Bytes::from_static(ALERT.as_bytes())))
+        .await
+        .unwrap();
+    assert_eq!(receiver.seen().len(), 1);
+    registry
+        .destination(
+            "alerts",
+            &spec(
+                "email",
+                "host = \"127.0.0.1\"\ntls = \"none\"\nfrom = \"m@h.example\"\nto = [\"a@h.example\"]",
+            ),
+            &cx,
+        )
+        .unwrap();
+    let error = registry
+        .destination(
+            "alerts",
+            &spec("email", "host = \"127.0.0.1\"\nfrom = \"m@h.example\""),
+            &cx,
+        )
+        .err()
+        .unwrap();
+    assert!(error.to_string().contains("no recipient"), "{error}");
+}

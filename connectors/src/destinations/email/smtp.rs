@@ -126,8 +126,20 @@ impl Smtp {
         let mut connection = self.connection().await?;
         match transaction(&mut connection, from, to, message).await {
             Ok(exchange) => {
-                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-                *idle = Some(connection);
+                // Kept for the next send, unless another one already is (then closed politely).
+                let spare = {
+                    let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                    match *idle {
+                        None => {
+                            *idle = Some(connection);
+                            None
+                        }
+                        Some(_) => Some(connection),
+                    }
+                };
+                if let Some(mut spare) = spare {
+                    let _ = spare.quit().await;
+                }
                 Ok(exchange)
             }
             Err(Failure(reason)) => {
