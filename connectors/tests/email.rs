@@ -22,8 +22,9 @@ use tokio::process::{Child, Command};
 
 /// The SMTP server: aiosmtpd with a handler that records each message as a JSON line.
 const SERVER: &str = r#"
-import argparse, asyncio, email, json, ssl, sys, threading, warnings
+import argparse, asyncio, email, json, logging, ssl, sys, threading, warnings
 warnings.filterwarnings("ignore")
+logging.getLogger("mail.log").setLevel(logging.ERROR)
 from email import policy
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -216,8 +217,13 @@ const ALERT: &str = r#"{"alert_id": 12, "kind": "clinical", "rule": "news2", "se
  "title": "NEWS2 7 (high) — WARD7 12/A",
  "location": {"ward": "WARD7", "room": "12", "bed": "A", "facility": "HOSP"},
  "patient": {"key": "MRN12345^^^HOSP", "name": "TESTNAME^PATIENTGIVEN"},
- "scores": {"news2": {"total": 7, "band": "high", "complete": true, "rr": 2, "spo2": 3},
-            "qsofa": {"total": 1}},
+ "scores": {"patient": "MRN12345^^^HOSP", "at": "2024-05-01T10:25:00Z",
+            "news2": {"total": 7, "band": "high", "complete": true, "rr": 2, "spo2": 3,
+                      "inputs": {"rr": [{"kind": "rr", "value": 24.0, "unit": "/min",
+                                         "original_value": "24", "original_unit": "/min",
+                                         "at": "2024-05-01T10:25:00Z", "status": "F",
+                                         "source": "MSG0001"}]}},
+            "qsofa": {"total": 1, "inputs": {}}},
  "reasons": ["NEWS2 total 7 ≥ 7", "respiratory rate 24/min scores 2"],
  "observed_at": "2024-05-01T10:25:00Z", "raised_at": "2024-05-01T10:25:02Z",
  "link": "http://medway.local:8080/alerts/12", "future_field": [1, 2]}"#;
@@ -378,7 +384,11 @@ async fn full_body_adds_the_patient_and_reasons_but_never_in_the_subject() {
         assert!(body.contains("MRN12345 (HOSP)"), "{body}");
         assert!(body.contains("TESTNAME, PATIENTGIVEN"), "{body}");
         assert!(body.contains("respiratory rate 24/min scores 2"), "{body}");
-        assert!(body.contains("NEWS2: rr 2, spo2 3"), "{body}");
+        assert!(body.contains("NEWS2 points: rr 2, spo2 3"), "{body}");
+        assert!(
+            body.contains("NEWS2 inputs: rr 24 /min (2024-05-01 11:25:00 BST)"),
+            "{body}"
+        );
         assert!(body.contains("2024-05-01 11:25:00 BST"), "{body}");
     }
 }

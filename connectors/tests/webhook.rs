@@ -221,8 +221,13 @@ const ALERT: &str = r#"{"alert_id": 12, "kind": "clinical", "rule": "news2", "se
  "title": "NEWS2 7 (high) — WARD7 12/A",
  "location": {"ward": "WARD7", "room": "12", "bed": "A", "facility": "HOSP"},
  "patient": {"key": "MRN12345^^^HOSP", "name": "TESTNAME^PATIENTGIVEN"},
- "scores": {"news2": {"total": 7, "band": "high", "complete": true, "rr": 2, "spo2": 3},
-            "qsofa": {"total": 1}},
+ "scores": {"patient": "MRN12345^^^HOSP", "at": "2024-05-01T10:25:00Z",
+            "news2": {"total": 7, "band": "high", "complete": true, "rr": 2, "spo2": 3,
+                      "inputs": {"rr": [{"kind": "rr", "value": 24.0, "unit": "/min",
+                                         "original_value": "24", "original_unit": "/min",
+                                         "at": "2024-05-01T10:25:00Z", "status": "F",
+                                         "source": "MSG0001"}]}},
+            "qsofa": {"total": 1, "inputs": {}}},
  "reasons": ["NEWS2 total 7 ≥ 7", "respiratory rate 24/min scores 2"],
  "observed_at": "2024-05-01T10:25:00Z", "raised_at": "2024-05-01T10:25:02Z",
  "link": "http://medway.local:8080/alerts/12", "future_field": [1, 2]}"#;
@@ -370,7 +375,11 @@ async fn slack_full_adds_the_patient_and_reasons_but_not_to_the_notification_tex
     );
     let all = body.to_string();
     assert!(all.contains("respiratory rate 24/min scores 2"), "{all}");
-    assert!(all.contains("NEWS2: rr 2, spo2 3"), "{all}");
+    assert!(all.contains("NEWS2 points: rr 2, spo2 3"), "{all}");
+    assert!(
+        all.contains("NEWS2 inputs: rr 24 /min (2024-05-01 11:25:00 BST)"),
+        "{all}"
+    );
 }
 
 #[tokio::test]
@@ -399,11 +408,11 @@ async fn json_format_full_forwards_the_document_and_minimal_strips_the_patient()
         body["scores"]["news2"],
         serde_json::json!({"total": 7, "band": "high", "complete": true})
     );
-    assert_eq!(
-        body["future_field"],
-        serde_json::json!([1, 2]),
-        "unknown fields kept"
+    assert!(
+        body.get("future_field").is_none(),
+        "minimal forwards known fields only"
     );
+    assert!(body["scores"].get("patient").is_none(), "{body}");
     assert_eq!(body["location"]["ward"], "WARD7");
 }
 

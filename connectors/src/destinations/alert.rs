@@ -12,7 +12,8 @@
 //!  "title": "NEWS2 7 (high) — WARD7 12/A",
 //!  "location": {"ward": "WARD7", "room": "12", "bed": "A", "facility": "HOSP"},
 //!  "patient": {"key": "MRN12345^^^HOSP", "name": "TEST^PATIENT"},
-//!  "scores": {"news2": {"total": 7, "band": "high", "complete": true, "rr": 2}},
+//!  "scores": {"patient": "MRN12345^^^HOSP", "at": "2024-05-01T10:25:00Z",
+//!             "news2": {"total": 7, "band": "high", "complete": true, "rr": 2, "inputs": {…}}},
 //!  "reasons": ["NEWS2 total 7 ≥ 7", "respiratory rate 24/min scores 2"],
 //!  "observed_at": "2024-05-01T10:25:00Z", "raised_at": "2024-05-01T10:25:02Z",
 //!  "link": "http://medway.local:8080/alerts/12"}
@@ -29,7 +30,7 @@
 //! | `title` | a line without patient name or identifier (operational alerts' subject) |
 //! | `location` | `ward`, `room`, `bed`, `facility` (PV1-3); empty strings count as absent |
 //! | `patient` | `key` (PID-3 with its assigning authority) and optional `name` (XPN) |
-//! | `scores` | per score (`news2`, `qsofa`, `sirs`): `total`, `band`, `complete`, and its inputs |
+//! | `scores` | the score set: per score object (`news2`, `qsofa`, `sirs`) `total`, `band`, `complete`, each parameter's points and `inputs` (values used); members that are not objects (the engine's `patient`, `at`) are skipped |
 //! | `reasons` | why the rule fired, one line each |
 //! | `observed_at`, `raised_at` | RFC 3339 timestamps |
 //! | `link` | the alert's page, when the engine knows its own address |
@@ -71,7 +72,9 @@ pub struct AlertDocument {
     pub location: Location,
     #[serde(default)]
     pub patient: Option<Patient>,
-    #[serde(default, deserialize_with = "null_default")]
+    /// The score objects of the score set; its other members (the engine also puts the
+    /// patient key and the evaluation time there) are skipped, never shown.
+    #[serde(default, deserialize_with = "score_set")]
     pub scores: BTreeMap<String, Score>,
     #[serde(default, deserialize_with = "null_default")]
     pub reasons: Vec<String>,
@@ -105,18 +108,48 @@ pub struct Patient {
     pub name: Option<String>,
 }
 
-/// One score of `scores`: the total and band, plus whatever inputs the engine adds.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// One score of `scores`: the total and band, plus whatever else the engine adds (each
+/// parameter's points, `inputs` with the values used), shown in `full` bodies only.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Score {
-    #[serde(default)]
     pub total: Option<f64>,
-    #[serde(default)]
     pub band: Option<String>,
-    #[serde(default)]
     pub complete: Option<bool>,
-    /// Everything else (per-parameter points, inputs), shown in `full` bodies only.
-    #[serde(flatten)]
     pub inputs: BTreeMap<String, serde_json::Value>,
+}
+
+/// `scores`: each member that is an object is a score, read leniently (a field of an
+/// unexpected type is left out); other members are skipped.
+fn score_set<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, Score>, D::Error> {
+    let Some(map) =
+        Option::<serde_json::Map<String, serde_json::Value>>::deserialize(deserializer)?
+    else {
+        return Ok(BTreeMap::new());
+    };
+    Ok(map
+        .into_iter()
+        .filter_map(|(key, value)| match value {
+            serde_json::Value::Object(mut fields) => {
+                let total = fields.remove("total").and_then(|v| v.as_f64());
+                let band = fields
+                    .remove("band")
+                    .and_then(|v| v.as_str().map(str::to_string));
+                let complete = fields.remove("complete").and_then(|v| v.as_bool());
+                Some((
+                    key,
+                    Score {
+                        total,
+                        band,
+                        complete,
+                        inputs: fields.into_iter().collect(),
+                    },
+                ))
+            }
+            _ => None,
+        })
+        .collect())
 }
 
 fn clinical() -> String {
@@ -199,6 +232,41 @@ fn number(value: f64) -> String {
     } else {
         format!("{value}")
     }
+}
+
+/// One input the engine used: `24 /min (2024-05-01 10:25:00 UTC)`; as sent when it differs:
+/// `37.8 Cel (100 [degF], …)`.
+fn input_text(input: &serde_json::Value, zone: &jiff::tz::TimeZone) -> String {
+    let text = |key: &str| match &input[key] {
+        serde_json::Value::String(s) => one_line(s),
+        serde_json::Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), number),
+        _ => String::new(),
+    };
+    let mut out = [text("value"), text("unit")]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if out.is_empty() {
+        out = one_line(&input.to_string());
+    }
+    let mut notes = Vec::new();
+    let (original, original_unit) = (text("original_value"), text("original_unit"));
+    if !original.is_empty() && (original != text("value") || original_unit != text("unit")) {
+        notes.push(
+            format!("sent as {original} {original_unit}")
+                .trim()
+                .to_string(),
+        );
+    }
+    let at = text("at");
+    if !at.is_empty() {
+        notes.push(text::format_time(&at, zone));
+    }
+    if !notes.is_empty() {
+        out.push_str(&format!(" ({})", notes.join(", ")));
+    }
+    out
 }
 
 /// Display name of a score key.
@@ -342,27 +410,48 @@ impl Alert {
         out
     }
 
-    /// Each score's inputs (`full` only): `NEWS2: rr 2, spo2 0, …`.
-    pub fn score_inputs(&self) -> Vec<String> {
-        self.doc
-            .scores
-            .iter()
-            .filter(|(_, score)| !score.inputs.is_empty())
-            .map(|(key, score)| {
-                let parts: Vec<String> = score
-                    .inputs
-                    .iter()
-                    .map(|(name, value)| {
-                        let value = match value {
-                            serde_json::Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        };
-                        format!("{} {}", one_line(name), one_line(&value))
-                    })
-                    .collect();
-                format!("{}: {}", score_name(key), parts.join(", "))
-            })
-            .collect()
+    /// Each score's details (`full` only), two lines per score at most:
+    /// `NEWS2 points: rr 2, spo2 3, sbp missing, …` and
+    /// `NEWS2 inputs: rr 24 /min (2024-05-01 10:25:00 UTC); spo2 91 % (…)`.
+    pub fn score_inputs(&self, zone: &jiff::tz::TimeZone) -> Vec<String> {
+        let mut out = Vec::new();
+        for (key, score) in &self.doc.scores {
+            let name = score_name(key);
+            let mut points = Vec::new();
+            let mut used = Vec::new();
+            for (field, value) in &score.inputs {
+                let field = one_line(field);
+                match value {
+                    serde_json::Value::String(text) => {
+                        points.push(format!("{field} {}", one_line(text)));
+                    }
+                    serde_json::Value::Number(n) => points.push(format!("{field} {n}")),
+                    serde_json::Value::Bool(b) => {
+                        points.push(format!("{field} {}", if *b { "yes" } else { "no" }));
+                    }
+                    serde_json::Value::Object(inputs) if field == "inputs" => {
+                        for (parameter, list) in inputs {
+                            for input in list.as_array().into_iter().flatten() {
+                                used.push(format!(
+                                    "{} {}",
+                                    one_line(parameter),
+                                    input_text(input, zone)
+                                ));
+                            }
+                        }
+                    }
+                    serde_json::Value::Null => {}
+                    other => points.push(format!("{field} {}", one_line(&other.to_string()))),
+                }
+            }
+            if !points.is_empty() {
+                out.push(format!("{name} points: {}", points.join(", ")));
+            }
+            if !used.is_empty() {
+                out.push(format!("{name} inputs: {}", used.join("; ")));
+            }
+        }
+        out
     }
 
     /// `WARD7 12/A`; `WARD7 12`; `WARD7 bed A`; `unknown location` (as the engine's title).
@@ -595,8 +684,21 @@ mod tests {
             bed: String::new(),
             facility: "HOSP".into(),
         };
-        let scores =
-            serde_json::json!({"news2": {"total": 5, "band": "medium", "complete": false}});
+        // The score set as the engine writes it (DECISIONS.md shape plus extra keys): the
+        // patient key and the time sit beside the score objects.
+        let scores = serde_json::json!({
+            "patient": "MRN777^^^HOSP", "at": "2024-05-01T10:25:00Z",
+            "news2": {"rr": 3, "spo2": "missing", "total": 5, "complete": false, "band": "medium",
+                      "min_band": "medium", "scale": 1, "o2_assumed": false, "preliminary": false,
+                      "inputs": {"rr": [{"kind": "rr", "value": 26.0, "unit": "/min",
+                                         "original_value": "26", "original_unit": "/min",
+                                         "at": "2024-05-01T10:25:00Z", "status": "F",
+                                         "source": "MSG1"}]}},
+            "qsofa": {"rr": 1, "sbp": "missing", "ment": 0, "total": 1, "complete": false,
+                      "inputs": {}},
+            "sirs": {"temp": 1, "hr": 0, "resp": 1, "wbc": "missing", "total": 2,
+                     "complete": false, "inputs": {}}
+        });
         let doc = medway_engine::alerts::AlertDocument {
             alert_id: 9,
             kind: "clinical".into(),
@@ -616,6 +718,31 @@ mod tests {
         let json = serde_json::to_vec(&doc).unwrap();
         let alert = Alert::new(parse(&json).unwrap());
         assert!(alert.patient().is_none(), "an empty key is no patient");
+        assert_eq!(
+            alert.scores(),
+            [
+                "NEWS2 5 (medium, incomplete)",
+                "qSOFA 1 (incomplete)",
+                "SIRS 2 (incomplete)"
+            ]
+        );
+        let details = alert.score_inputs(&jiff::tz::TimeZone::UTC).join("\n");
+        assert!(
+            details.contains("NEWS2 points: min_band medium, o2_assumed no"),
+            "{details}"
+        );
+        assert!(
+            details.contains("rr 3") && details.contains("spo2 missing"),
+            "{details}"
+        );
+        assert!(
+            details.contains("NEWS2 inputs: rr 26 /min (2024-05-01 10:25:00 UTC)"),
+            "{details}"
+        );
+        assert!(
+            !details.contains("MRN777"),
+            "the score set's patient is never shown"
+        );
         assert_eq!(
             alert.subject("[Medway]"),
             "[Medway] URGENT (escalated from INFO): NEWS2 5 (medium, incomplete) — WARD7 12"

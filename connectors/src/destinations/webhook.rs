@@ -27,8 +27,10 @@
 //!   **never the patient's name or identifier**, whatever `detail` says.
 //! - `format = "json"`: the alert document (for Teams workflows, PagerDuty-style and n8n
 //!   receivers). `full` forwards it exactly as received (fields unknown to Medway included);
-//!   `minimal` drops `patient` and `reasons` and keeps only `total`, `band` and `complete` of each
-//!   score.
+//!   `minimal` keeps only the known fields that say nothing about the patient (`alert_id`,
+//!   `kind`, `rule`, `severity`, `state`, `escalated_from`, `title`, `location`, `scores`,
+//!   `observed_at`, `raised_at`, `link`), with each score reduced to `total`, `band` and
+//!   `complete` (the score set's own patient key is dropped).
 //!
 //! Sending follows the HTTP sender's rules, with its code (`http.rs`): `Idempotency-Key` = the
 //! delivery id; 2xx → sent; 408, 429 and 5xx → retried, honouring `Retry-After`; other 4xx and

@@ -110,11 +110,11 @@ impl Alert {
         lines
     }
 
-    /// The reasons and score inputs shown by `Full` (empty for `Minimal`).
-    pub fn details(&self, detail: Detail) -> (Vec<String>, Vec<String>) {
+    /// The reasons and score details shown by `Full` (empty for `Minimal`).
+    pub fn details(&self, detail: Detail, zone: &TimeZone) -> (Vec<String>, Vec<String>) {
         match detail {
             Detail::Minimal => (Vec::new(), Vec::new()),
-            Detail::Full => (self.reasons(), self.score_inputs()),
+            Detail::Full => (self.reasons(), self.score_inputs(zone)),
         }
     }
 
@@ -165,10 +165,13 @@ mod tests {
         let full = alert.lines(Detail::Full, &TimeZone::UTC);
         assert!(full.iter().any(|l| l.value == "MRN12345 (HOSP)"));
         assert!(full.iter().any(|l| l.value == "TEST, PATIENT"));
-        let (reasons, inputs) = alert.details(Detail::Full);
+        let (reasons, inputs) = alert.details(Detail::Full, &TimeZone::UTC);
         assert_eq!(reasons.len(), 2);
-        assert_eq!(inputs, ["NEWS2: rr 2"]);
-        assert_eq!(alert.details(Detail::Minimal), (Vec::new(), Vec::new()));
+        assert_eq!(inputs, ["NEWS2 points: rr 2"]);
+        assert_eq!(
+            alert.details(Detail::Minimal, &TimeZone::UTC),
+            (Vec::new(), Vec::new())
+        );
     }
 
     #[test]

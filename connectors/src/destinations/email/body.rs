@@ -75,7 +75,7 @@ pub fn alert_message(
 ) -> Result<Vec<u8>, String> {
     let subject = alert.subject(style.prefix);
     let lines = alert.lines(style.detail, style.zone);
-    let (reasons, inputs) = alert.details(style.detail);
+    let (reasons, inputs) = alert.details(style.detail, style.zone);
 
     let mut plain = format!("{}\n\n", alert.subject(""));
     let width = lines.iter().map(|l| l.label.len()).max().unwrap_or(0) + 1;

@@ -102,7 +102,7 @@ pub fn slack_alert(alert: &Alert, detail: Detail, zone: &TimeZone) -> Value {
     }
     fields.truncate(FIELDS_MAX);
     blocks.push(json!({"type": "section", "fields": fields}));
-    let (reasons, inputs) = alert.details(detail);
+    let (reasons, inputs) = alert.details(detail, zone);
     if !reasons.is_empty() {
         blocks.extend(bullet_sections("Why", &reasons));
     }
@@ -164,8 +164,26 @@ pub fn digest_text(alerts: &[(i64, Alert)], over: Duration) -> String {
     )
 }
 
-/// The alert document as JSON. `Full`: as received (unknown fields kept). `Minimal`: without
-/// `patient` and `reasons`, and each score reduced to `total`, `band` and `complete`.
+/// The fields a `minimal` JSON document keeps: nothing about the patient, and nothing Medway
+/// does not know (a new field is only forwarded by `full`).
+const MINIMAL_FIELDS: &[&str] = &[
+    "alert_id",
+    "kind",
+    "rule",
+    "severity",
+    "state",
+    "escalated_from",
+    "title",
+    "location",
+    "scores",
+    "observed_at",
+    "raised_at",
+    "link",
+];
+
+/// The alert document as JSON. `Full`: as received (unknown fields kept). `Minimal`: only
+/// [`MINIMAL_FIELDS`] (no `patient`, no `reasons`), and `scores` reduced to its score objects,
+/// each with `total`, `band` and `complete` only.
 pub fn json_alert(alert: &Alert, detail: Detail) -> Value {
     let mut value = alert
         .payload
@@ -175,9 +193,10 @@ pub fn json_alert(alert: &Alert, detail: Detail) -> Value {
     if detail == Detail::Minimal
         && let Some(object) = value.as_object_mut()
     {
-        object.remove("patient");
-        object.remove("reasons");
+        object.retain(|key, _| MINIMAL_FIELDS.contains(&key.as_str()));
         if let Some(scores) = object.get_mut("scores").and_then(Value::as_object_mut) {
+            // The score set also carries the patient key: only score objects stay.
+            scores.retain(|_, score| score.is_object());
             for score in scores.values_mut() {
                 if let Some(score) = score.as_object_mut() {
                     score.retain(|key, _| matches!(key.as_str(), "total" | "band" | "complete"));
