@@ -438,6 +438,8 @@ async fn smtp_down_retries_later_then_delivers_when_back() {
         "starttls",
         "to = [\"outreach@hospital.example\"]\nconnect_timeout_ms = 2000",
     ));
+    let error = sender.check().await.unwrap_err();
+    assert_eq!(error.retry, Retry::Later, "{}", error.reason);
     let d = delivery(505, Bytes::from_static(ALERT.as_bytes()));
     let error = sender.send(&d).await.unwrap_err();
     assert_eq!(error.retry, Retry::Later, "{}", error.reason);
@@ -449,6 +451,7 @@ async fn smtp_down_retries_later_then_delivers_when_back() {
     );
 
     let server = SmtpServer::start_on(port, "starttls", None).await;
+    sender.check().await.unwrap();
     let mut retried = d.clone();
     retried.attempts = 1;
     sender.send(&retried).await.unwrap();

@@ -65,6 +65,8 @@
 //! Digest: `Subject: [Medway] 14 alerts in the last 10 s (highest: EMERGENCY)`, one line per
 //! alert (the patient only with `body = "full"`).
 //!
+//! `check` (at start-up) connects, upgrades to TLS and logs in, without sending anything.
+//!
 //! Never logs or records a message body, a patient, or the password.
 
 mod body;
@@ -306,6 +308,14 @@ fn list(items: &[String]) -> String {
 
 #[async_trait]
 impl Destination for EmailSender {
+    /// At start-up: the server is reachable, speaks TLS as configured and accepts the login.
+    async fn check(&self) -> Result<(), DeliveryError> {
+        self.smtp
+            .check()
+            .await
+            .map_err(|failure| DeliveryError::later(failure.0))
+    }
+
     async fn send(&self, delivery: &Delivery) -> Result<Response, DeliveryError> {
         let started = Instant::now();
         let alert = Alert::from_payload(&delivery.payload).map_err(DeliveryError::never)?;

@@ -149,6 +149,24 @@ impl Smtp {
         }
     }
 
+    /// Connects (TLS and authentication included) and keeps the connection for the next send.
+    pub async fn check(&self) -> Result<(), Failure> {
+        let connection = tokio::time::timeout(self.timeout, self.connection())
+            .await
+            .map_err(|_| {
+                Failure(format!(
+                    "timed out after {} ms ({})",
+                    self.timeout.as_millis(),
+                    self.endpoint()
+                ))
+            })??;
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.is_none() {
+            *idle = Some(connection);
+        }
+        Ok(())
+    }
+
     /// The idle connection if it still answers, else a new one.
     async fn connection(&self) -> Result<AsyncSmtpConnection, Failure> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).take();
