@@ -42,6 +42,11 @@ impl ChannelDirectory {
             .insert(handle.name().to_string(), handle);
     }
 
+    /// Drops every handle (at shutdown, so the store writer can see its last handle go).
+    pub(crate) fn clear(&self) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     pub(crate) fn remove(&self, name: &str) {
         self.0
             .write()

@@ -88,6 +88,8 @@ pub struct RunningEngine {
     directory: ChannelDirectory,
     shutdown: CancellationToken,
     worker_root: CancellationToken,
+    /// Workers of changed or removed channels, finishing their last batch.
+    retired: Vec<JoinHandle<()>>,
     settings: WorkerSettings,
     ack_ids: Arc<AckIds>,
     writer: Option<WriterHandle>,
@@ -139,6 +141,7 @@ impl RunningEngine {
             directory,
             shutdown,
             worker_root: CancellationToken::new(),
+            retired: Vec::new(),
             settings,
             ack_ids: Arc::new(AckIds::default()),
             writer: Some(writer),
@@ -312,7 +315,8 @@ impl RunningEngine {
         for name in gone {
             if let Some(channel) = self.channels.remove(&name) {
                 self.directory.remove(&name);
-                stop_channel(channel).await;
+                let workers = stop_channel(channel).await;
+                self.retired.extend(workers);
                 report.removed.push(name);
             }
         }
@@ -341,9 +345,15 @@ impl RunningEngine {
                 continue;
             };
             // Old workers finish their batch and stop; leases keep the new ones from passing them.
-            for (stop, _) in std::mem::replace(&mut live.workers, spawned) {
+            let old = std::mem::replace(&mut live.workers, spawned);
+            for (stop, task) in old {
                 stop.cancel();
+                self.retired.push(task);
             }
+            self.retired.retain(|t| !t.is_finished());
+            let Some(live) = self.channels.get_mut(&name) else {
+                continue;
+            };
             live.handle.replace(inner);
             live.fingerprint = fingerprint;
             let rebind = live
@@ -393,25 +403,41 @@ impl RunningEngine {
             }
             workers.extend(channel.workers.into_iter().map(|(_, task)| task));
         }
+        workers.append(&mut self.retired);
         self.worker_root.cancel();
+        let aborts: Vec<_> = workers.iter().map(|w| w.abort_handle()).collect();
         let all = futures::future::join_all(workers);
         if tokio::time::timeout(self.grace, all).await.is_err() {
             tracing::warn!(grace = ?self.grace, "delivery workers did not finish in the grace period; their deliveries will be retried");
+            // A send still in progress is abandoned: its delivery is not recorded as sent, so
+            // it is sent again after the restart (at least once).
+            for abort in aborts {
+                abort.abort();
+            }
         }
+        // The last handles to the writer live in the channels: drop them so it can finish.
+        self.directory.clear();
         self.writer.take();
         let _ = self.writer_task.await;
         tracing::info!("engine stopped");
     }
 }
 
-async fn stop_channel(channel: LiveChannel) {
+/// Stops a channel's source (waiting for its in-flight messages) and signals its workers;
+/// returns the workers' tasks, which finish their current batch.
+async fn stop_channel(channel: LiveChannel) -> Vec<JoinHandle<()>> {
     if let Some(source) = channel.source {
         source.stop.cancel();
         let _ = source.task.await;
     }
-    for (stop, _) in &channel.workers {
-        stop.cancel();
-    }
+    channel
+        .workers
+        .into_iter()
+        .map(|(stop, task)| {
+            stop.cancel();
+            task
+        })
+        .collect()
 }
 
 /// Hides a password in a store URL before it is logged.
