@@ -1,9 +1,9 @@
 //! NEWS2 (RCP 2017, Chart 1) from one observation set.
 //!
 //! Bands are ordered `≤ upper-bound` checks exactly as printed (REFERENCE.md §1.3, §1.7 rule 1).
-//! The set is every NEWS2 input within `news2_set_window` (15 min) of the newest one, which must
-//! itself be within `vitals_window` of the evaluation time; per parameter the newest value of
-//! the set is used. Oxygen adds 2 on both scales; scale 2 changes only the SpO₂ row; new
+//! The set is every NEWS2 input within `news2_set_window` (15 min) of the newest one; the newest
+//! one and every member must be within `vitals_window` (6 h) of the evaluation time; per
+//! parameter the newest value of the set is used. Oxygen adds 2 on both scales; scale 2 changes only the SpO₂ row; new
 //! confusion (C), V, P, U score 3. Missing parameters are `Missing` and the total is partial
 //! (`complete = false`); the band is then `incomplete` unless the partial total is already ≥ 7
 //! (`high` cannot get lower). NEWS2 is skipped — not scored, and says why — under 16 years
@@ -283,20 +283,25 @@ pub fn score(
     {
         return skipped_score(News2Skip::AgeUnder16, scale);
     }
-    let recent = window.select(
-        SET_KINDS,
-        at.saturating_sub(micros(settings.vitals_window)),
-        at,
-        settings,
-    );
-    let set_at = recent.first().map(|o| o.observed_at);
-    let from = set_at.map_or(i64::MAX, |t| {
-        t.saturating_sub(micros(settings.news2_set_window))
-    });
-    let set: Vec<&Observation> = recent
-        .into_iter()
-        .filter(|o| o.observed_at >= from)
-        .collect();
+    // The set: the newest NEWS2 input within the vitals window, and everything within
+    // `news2_set_window` before it.
+    let set_at = SET_KINDS
+        .iter()
+        .filter_map(|k| window.latest(*k, at, settings.vitals_window, settings))
+        .map(|o| o.observed_at)
+        .max();
+    // Members are also never older than the vitals window (stale values are not used).
+    let stale_before = at.saturating_sub(micros(settings.vitals_window));
+    let set: Vec<&Observation> = match set_at {
+        Some(t) => window.select(
+            SET_KINDS,
+            t.saturating_sub(micros(settings.news2_set_window))
+                .max(stale_before),
+            t,
+            settings,
+        ),
+        None => Vec::new(),
+    };
     let newest = |kind: VitalKind| set.iter().copied().find(|o| o.kind == kind);
 
     let number = |kind, f: fn(f64) -> u8| match newest(kind) {

@@ -223,6 +223,20 @@ fn vitals_6h_and_labs_24h_windows_inclusive_and_future_values_unused() {
 }
 
 #[test]
+fn news2_set_members_older_than_the_vitals_window_are_stale() {
+    // Found by the property test: the set's newest value is 5 h 55 min old, a member 10 min
+    // older than that is 6 h 05 min old — stale, not used.
+    let mut w = PatientWindow::new(key());
+    w.add(f(VitalKind::HeartRate, 140.0, 0)).unwrap();
+    w.add(f(VitalKind::RespiratoryRate, 16.0, 10)).unwrap();
+    let s = score_at(&w, 10 + 355);
+    assert_eq!(s.news2.set_at, Some(BASE + 10 * MIN));
+    assert_eq!(pts(&s.news2.rr), Some(0));
+    assert_eq!(s.news2.hr.points, Points::Missing);
+    assert_eq!(pts(&score_at(&w, 360).news2.hr), Some(3));
+}
+
+#[test]
 fn oxygen_rules() {
     use VitalKind as K;
     let settings = ScoringSettings::default();

@@ -9,6 +9,8 @@
 //! [`PatientWindow::add`] refuses any other key. Scoring reads the window as of an evaluation time
 //! `at` (never the wall clock) and never uses a value observed after `at`.
 
+use std::collections::VecDeque;
+
 use jiff::civil::Date;
 
 use super::extract::Extracted;
@@ -76,12 +78,15 @@ struct Entry {
     seq: u64,
 }
 
+const KINDS: usize = VitalKind::ALL.len();
+
 /// All observations of one patient.
 #[derive(Debug, Clone)]
 pub struct PatientWindow {
     patient: PatientKey,
     birth_date: Option<Date>,
-    entries: Vec<Entry>,
+    /// One list per kind (`VitalKind as usize`), each sorted by (time, arrival).
+    by_kind: [VecDeque<Entry>; KINDS],
     seq: u64,
 }
 
@@ -91,7 +96,7 @@ impl PatientWindow {
         PatientWindow {
             patient,
             birth_date: None,
-            entries: Vec::new(),
+            by_kind: std::array::from_fn(|_| VecDeque::new()),
             seq: 0,
         }
     }
@@ -115,12 +120,27 @@ impl PatientWindow {
 
     /// Kept observations in observation-time order (ties: arrival order).
     pub fn observations(&self) -> impl Iterator<Item = &Observation> {
-        self.entries.iter().map(|e| &e.obs)
+        let mut all: Vec<&Entry> = self.by_kind.iter().flatten().collect();
+        all.sort_by_key(|e| (e.obs.observed_at, e.seq));
+        all.into_iter().map(|e| &e.obs)
+    }
+
+    /// How many observations are kept.
+    pub fn len(&self) -> usize {
+        self.by_kind.iter().map(VecDeque::len).sum()
+    }
+
+    /// True when nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The newest observation time in the window (the `medway score` evaluation time).
     pub fn newest_time(&self) -> Option<i64> {
-        self.entries.last().map(|e| e.obs.observed_at)
+        self.by_kind
+            .iter()
+            .filter_map(|v| v.back().map(|e| e.obs.observed_at))
+            .max()
     }
 
     /// Adds one observation of this patient; refuses another patient's.
@@ -131,47 +151,57 @@ impl PatientWindow {
                 observation: obs.patient,
             });
         }
-        let same = |e: &Entry| e.obs.identity() == obs.identity();
+        let entries = &mut self.by_kind[obs.kind as usize];
+        // Sorted by time: the same identity can only be among equal times.
+        let at = obs.observed_at;
+        let (lo, hi) = if entries.back().is_none_or(|e| e.obs.observed_at < at) {
+            (entries.len(), entries.len()) // the usual case: newer than everything
+        } else {
+            (
+                entries.partition_point(|e| e.obs.observed_at < at),
+                entries.partition_point(|e| e.obs.observed_at <= at),
+            )
+        };
+        let matches: Vec<usize> = (lo..hi)
+            .filter(|&i| entries[i].obs.identity() == obs.identity())
+            .collect();
+        let remove = |entries: &mut VecDeque<Entry>| {
+            for &i in matches.iter().rev() {
+                entries.remove(i);
+            }
+        };
         let outcome = match obs.status {
             ResultStatus::NoValue | ResultStatus::Other => AddOutcome::Ignored,
             ResultStatus::Retracted => {
-                let before = self.entries.len();
-                self.entries.retain(|e| !same(e));
-                AddOutcome::Retracted(before - self.entries.len())
+                remove(entries);
+                AddOutcome::Retracted(matches.len())
             }
             ResultStatus::MadeFinal => {
-                match self
-                    .entries
-                    .iter_mut()
-                    .find(|e| same(e) && e.obs.status == ResultStatus::Preliminary)
+                match matches
+                    .iter()
+                    .find(|&&i| entries[i].obs.status == ResultStatus::Preliminary)
                 {
-                    Some(e) => {
-                        e.obs.status = ResultStatus::Final;
+                    Some(&i) => {
+                        entries[i].obs.status = ResultStatus::Final;
                         AddOutcome::MadeFinal
                     }
                     None => AddOutcome::Ignored,
                 }
             }
             ResultStatus::Preliminary
-                if self
-                    .entries
-                    .iter()
-                    .any(|e| same(e) && e.obs.status.is_final()) =>
+                if matches.iter().any(|&i| entries[i].obs.status.is_final()) =>
             {
                 AddOutcome::Ignored
             }
             ResultStatus::Final | ResultStatus::Corrected | ResultStatus::Preliminary => {
-                let before = self.entries.len();
-                self.entries.retain(|e| !same(&e));
-                let replaced = before != self.entries.len();
+                remove(entries);
                 self.seq += 1;
-                let at = obs.observed_at;
-                let pos = self.entries.partition_point(|e| e.obs.observed_at <= at);
-                self.entries.insert(pos, Entry { obs, seq: self.seq });
-                if replaced {
-                    AddOutcome::Replaced
-                } else {
+                // After the removals the equal-time run ends at `hi - matches.len()`.
+                entries.insert(hi - matches.len(), Entry { obs, seq: self.seq });
+                if matches.is_empty() {
                     AddOutcome::Added
+                } else {
+                    AddOutcome::Replaced
                 }
             }
         };
@@ -184,16 +214,14 @@ impl PatientWindow {
         if let Some(info) = extracted.patients.iter().find(|p| p.key == self.patient) {
             self.set_birth_date(info.birth_date);
         }
-        let mine: Vec<Observation> = extracted
-            .observations
-            .iter()
-            .filter(|o| o.patient == self.patient)
-            .cloned()
-            .collect();
-        let n = mine.len();
-        for obs in mine {
+        let mut n = 0;
+        for obs in &extracted.observations {
+            if obs.patient != self.patient {
+                continue;
+            }
+            n += 1;
             // Filtered above: cannot be another patient's.
-            let _ = self.add(obs);
+            let _ = self.add(obs.clone());
         }
         n
     }
@@ -201,14 +229,16 @@ impl PatientWindow {
     /// Drops observations older than `before`, keeping the newest SpO₂-scale one (the scale
     /// stays until changed). Callers prune with a margin of at least the labs window.
     pub fn prune(&mut self, before: i64) {
-        let keep_scale = self
-            .entries
-            .iter()
-            .filter(|e| e.obs.kind == VitalKind::Spo2Scale)
-            .max_by_key(|e| (e.obs.observed_at, e.seq))
-            .map(|e| e.seq);
-        self.entries
-            .retain(|e| e.obs.observed_at >= before || Some(e.seq) == keep_scale);
+        for (k, entries) in self.by_kind.iter_mut().enumerate() {
+            let old = entries.partition_point(|e| e.obs.observed_at < before);
+            let keep_last = k == VitalKind::Spo2Scale as usize && old == entries.len();
+            let cut = if keep_last {
+                old.saturating_sub(1)
+            } else {
+                old
+            };
+            entries.drain(..cut);
+        }
     }
 
     /// Whether an entry may be scored under these settings.
@@ -220,8 +250,29 @@ impl PatientWindow {
         }
     }
 
+    /// Usable observations of `kind` with `from ≤ time ≤ to`, newest first.
+    fn range(
+        &self,
+        kind: VitalKind,
+        from: i64,
+        to: i64,
+        settings: &ScoringSettings,
+    ) -> impl Iterator<Item = &Entry> {
+        let entries = &self.by_kind[kind as usize];
+        let end = if entries.back().is_none_or(|e| e.obs.observed_at <= to) {
+            entries.len() // the usual case: scoring at the newest time
+        } else {
+            entries.partition_point(|e| e.obs.observed_at <= to)
+        };
+        entries
+            .range(..end)
+            .rev()
+            .take_while(move |e| e.obs.observed_at >= from)
+            .filter(move |e| Self::usable(&e.obs, settings))
+    }
+
     /// Usable observations of `kinds` with `from ≤ time ≤ to`, newest first (ties: latest
-    /// arrival first; entries are kept sorted by (time, arrival)).
+    /// arrival first).
     pub(crate) fn select(
         &self,
         kinds: &[VitalKind],
@@ -229,14 +280,12 @@ impl PatientWindow {
         to: i64,
         settings: &ScoringSettings,
     ) -> Vec<&Observation> {
-        let end = self.entries.partition_point(|e| e.obs.observed_at <= to);
-        self.entries[..end]
+        let mut found: Vec<&Entry> = kinds
             .iter()
-            .rev()
-            .take_while(|e| e.obs.observed_at >= from)
-            .filter(|e| kinds.contains(&e.obs.kind) && Self::usable(&e.obs, settings))
-            .map(|e| &e.obs)
-            .collect()
+            .flat_map(|k| self.range(*k, from, to, settings))
+            .collect();
+        found.sort_by(|a, b| (b.obs.observed_at, b.seq).cmp(&(a.obs.observed_at, a.seq)));
+        found.into_iter().map(|e| &e.obs).collect()
     }
 
     /// The newest usable observation of `kind` with `at − window ≤ time ≤ at`.
@@ -248,23 +297,16 @@ impl PatientWindow {
         settings: &ScoringSettings,
     ) -> Option<&Observation> {
         let from = at.saturating_sub(micros(window));
-        let end = self.entries.partition_point(|e| e.obs.observed_at <= at);
-        self.entries[..end]
-            .iter()
-            .rev()
-            .take_while(|e| e.obs.observed_at >= from)
-            .find(|e| e.obs.kind == kind && Self::usable(&e.obs, settings))
-            .map(|e| &e.obs)
+        self.range(kind, from, at, settings).next().map(|e| &e.obs)
     }
 
     /// The SpO₂ scale in force at `at`: the newer of the flag and the newest usable
     /// SPO2SCALE observation (any age); scale 1 when neither exists.
     pub fn spo2_scale(&self, at: i64, settings: &ScoringSettings, flags: &PatientFlags) -> u8 {
-        let kinds = [VitalKind::Spo2Scale];
         let observed = self
-            .select(&kinds, i64::MIN, at, settings)
-            .first()
-            .map(|o| (o.observed_at, if o.value == 2.0 { 2 } else { 1 }));
+            .range(VitalKind::Spo2Scale, i64::MIN, at, settings)
+            .next()
+            .map(|e| (e.obs.observed_at, if e.obs.value == 2.0 { 2 } else { 1 }));
         let flag = flags
             .spo2_scale
             .filter(|f| f.set_at <= at)
