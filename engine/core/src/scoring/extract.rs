@@ -437,14 +437,13 @@ fn obx(
     if status == ResultStatus::MadeFinal && raw_value.is_some() {
         status = ResultStatus::Final;
     }
-    let parsed: Result<(f64, Option<String>, Option<&'static str>), (ProblemKind, String)> =
-        match &raw_value {
-            None if kind == VitalKind::OnOxygen && on_oxygen_from_code(&code1).is_some() => {
-                Ok((on_oxygen_from_code(&code1).unwrap_or(0.0), None, None))
-            }
-            None => Err((ProblemKind::EmptyValue, "OBX-5 is empty".into())),
-            Some(raw) => value_of(seg, kind, &value_type, raw, &unit_text, codes),
-        };
+    let parsed: Parsed = match &raw_value {
+        None if kind == VitalKind::OnOxygen && on_oxygen_from_code(&code1).is_some() => {
+            Ok((on_oxygen_from_code(&code1).unwrap_or(0.0), None, None))
+        }
+        None => Err((ProblemKind::EmptyValue, "OBX-5 is empty".into())),
+        Some(raw) => value_of(seg, kind, &value_type, raw, &unit_text, codes),
+    };
     let (value, text, note) = match parsed {
         Ok(v) => v,
         Err(_) if without_value => (0.0, None, None),

@@ -55,8 +55,11 @@ impl SirsScore {
     }
 }
 
+/// An optional input and the test that meets the criterion.
+type Criterion<'a> = (Option<&'a Observation>, fn(f64) -> bool);
+
 /// A criterion over several optional inputs, each with its own test.
-fn either(inputs: &[(Option<&Observation>, fn(f64) -> bool)]) -> Param {
+fn either(inputs: &[Criterion<'_>]) -> Param {
     let present: Vec<(&Observation, bool)> = inputs
         .iter()
         .filter_map(|(o, test)| o.map(|o| (o, test(o.value))))
@@ -69,7 +72,8 @@ fn either(inputs: &[(Option<&Observation>, fn(f64) -> bool)]) -> Param {
     Param::scored(u8::from(met), &used)
 }
 
-/// SIRS for `window` as of `at`.
+/// SIRS for `window` as of `at`. The operators are written as the published criteria are.
+#[allow(clippy::manual_range_contains)]
 pub fn score(window: &PatientWindow, at: i64, settings: &ScoringSettings) -> SirsScore {
     let vital = |kind| window.latest(kind, at, settings.vitals_window, settings);
     let lab = |kind| window.latest(kind, at, settings.labs_window, settings);

@@ -53,7 +53,10 @@ impl Ev {
 }
 
 fn patient_key(i: usize) -> PatientKey {
-    PatientKey::new(format!("P{}", i / 2), if i % 2 == 0 { "A" } else { "B" })
+    PatientKey::new(
+        format!("P{}", i / 2),
+        if i.is_multiple_of(2) { "A" } else { "B" },
+    )
 }
 
 fn tag(patient: usize) -> i64 {
@@ -217,9 +220,8 @@ proptest! {
         let six_h = 6 * 60 * MIN;
         let day = 24 * 60 * MIN;
         let set_span = 15 * MIN;
-        for p in 0..PATIENTS {
+        for (p, model) in models.iter().enumerate() {
             let key = patient_key(p);
-            let model = &models[p];
             let Some(window) = windows.get(&key) else {
                 prop_assert!(model.is_empty());
                 continue;

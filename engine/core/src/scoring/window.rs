@@ -284,7 +284,7 @@ impl PatientWindow {
             .iter()
             .flat_map(|k| self.range(*k, from, to, settings))
             .collect();
-        found.sort_by(|a, b| (b.obs.observed_at, b.seq).cmp(&(a.obs.observed_at, a.seq)));
+        found.sort_by_key(|e| std::cmp::Reverse((e.obs.observed_at, e.seq)));
         found.into_iter().map(|e| &e.obs).collect()
     }
 
