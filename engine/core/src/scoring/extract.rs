@@ -25,7 +25,7 @@ use super::codes::{CodeMap, CodeMatch};
 use super::observation::{Location, Observation, PatientKey, ResultStatus, VitalKind};
 use super::settings::ScoringSettings;
 use super::time::{parse_birth_date, parse_hl7_time};
-use super::units::{Decimal, ValueError, normalise, resolve_unit};
+use super::value::{Parsed, on_oxygen_from_code, value_of};
 
 /// What kind of problem an OBX (or the message) had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,50 +148,6 @@ fn patient_key(pid: &Seg<'_>, settings: &ScoringSettings) -> Option<PatientKey> 
         return Some(PatientKey { id, authority });
     }
     None
-}
-
-const ACVPU_CODES: &[(&str, &str)] = &[
-    ("248234008", "A"),
-    ("130987000", "C"),
-    ("300202002", "V"),
-    ("450847001", "P"),
-    ("422768004", "U"),
-    ("A", "A"),
-    ("C", "C"),
-    ("V", "V"),
-    ("P", "P"),
-    ("U", "U"),
-    ("ALERT", "A"),
-    ("CONFUSED", "C"),
-    ("CONFUSION", "C"),
-    ("NEW CONFUSION", "C"),
-    ("ACUTE CONFUSION", "C"),
-    ("VOICE", "V"),
-    ("PAIN", "P"),
-    ("UNRESPONSIVE", "U"),
-];
-
-/// ACVPU code → (letter, 0–4).
-pub fn acvpu_from_code(code: &str) -> Option<(&'static str, f64)> {
-    let up = code.trim().to_ascii_uppercase();
-    let letter = ACVPU_CODES.iter().find(|(c, _)| *c == up)?.1;
-    let rank = match letter {
-        "A" => 0.0,
-        "C" => 1.0,
-        "V" => 2.0,
-        "P" => 3.0,
-        _ => 4.0,
-    };
-    Some((letter, rank))
-}
-
-/// Air/oxygen code → 0 (air) or 1 (oxygen).
-pub fn on_oxygen_from_code(code: &str) -> Option<f64> {
-    match code.trim().to_ascii_uppercase().as_str() {
-        "722742002" | "AIR" | "RA" | "ROOM AIR" | "0" | "N" | "NO" => Some(0.0),
-        "371825009" | "O2" | "OXYGEN" | "ON OXYGEN" | "1" | "Y" | "YES" => Some(1.0),
-        _ => None,
-    }
 }
 
 struct Group {
@@ -442,7 +398,14 @@ fn obx(
             Ok((on_oxygen_from_code(&code1).unwrap_or(0.0), None, None))
         }
         None => Err((ProblemKind::EmptyValue, "OBX-5 is empty".into())),
-        Some(raw) => value_of(seg, kind, &value_type, raw, &unit_text, codes),
+        Some(raw) => value_of(
+            kind,
+            &value_type,
+            raw,
+            |c| seg.text(5, Some(c)),
+            &unit_text,
+            codes,
+        ),
     };
     let (value, text, note) = match parsed {
         Ok(v) => v,
@@ -469,80 +432,4 @@ fn obx(
         encounter: ctx.encounter.clone(),
         source: ctx.source.to_string(),
     });
-}
-
-type Parsed = Result<(f64, Option<String>, Option<&'static str>), (ProblemKind, String)>;
-
-fn value_of(
-    seg: &Seg<'_>,
-    kind: VitalKind,
-    value_type: &str,
-    raw: &str,
-    unit_text: &str,
-    codes: &CodeMap,
-) -> Parsed {
-    let coded = matches!(value_type, "CE" | "CWE" | "CNE" | "CF");
-    if kind.is_coded() {
-        let code = if coded {
-            seg.text(5, Some(1)).unwrap_or_default()
-        } else {
-            raw.to_string()
-        };
-        return match kind {
-            VitalKind::Acvpu => acvpu_from_code(&code)
-                .map(|(letter, rank)| (rank, Some(letter.to_string()), None))
-                .ok_or((ProblemKind::NotANumber, "unknown ACVPU code".into())),
-            _ => on_oxygen_from_code(&code)
-                .map(|v| (v, None, None))
-                .ok_or((ProblemKind::NotANumber, "unknown air/oxygen code".into())),
-        };
-    }
-    let number = match value_type {
-        "NM" | "ST" | "TX" | "" => Decimal::parse(raw),
-        "SN" => {
-            let comparator = seg.text(5, Some(1)).unwrap_or_default();
-            let exact = (comparator.is_empty() || comparator == "=")
-                && seg.text(5, Some(3)).is_none()
-                && seg.text(5, Some(4)).is_none();
-            if !exact {
-                return Err((
-                    ProblemKind::InexactValue,
-                    "SN value with a comparator or range: not scored".into(),
-                ));
-            }
-            seg.text(5, Some(2)).and_then(|t| Decimal::parse(&t))
-        }
-        other => {
-            return Err((
-                ProblemKind::NotANumber,
-                format!("value type {other} is not numeric"),
-            ));
-        }
-    };
-    let Some(number) = number else {
-        return Err((ProblemKind::NotANumber, "value is not a number".into()));
-    };
-    let Some(unit) = resolve_unit(unit_text, codes.unit_aliases()) else {
-        return Err((
-            ProblemKind::UnknownUnit,
-            format!("unknown unit {unit_text:?} for {kind}: not scored"),
-        ));
-    };
-    match normalise(kind, number, unit) {
-        Ok(n) => Ok((n.value, None, n.note)),
-        Err(ValueError::UnknownUnit) => Err((
-            ProblemKind::UnknownUnit,
-            format!("unknown unit {unit_text:?} for {kind}: not scored"),
-        )),
-        Err(ValueError::NotANumber) => {
-            Err((ProblemKind::NotANumber, "value is not a number".into()))
-        }
-        Err(ValueError::Implausible(_, lo, hi)) => Err((
-            ProblemKind::Implausible,
-            format!(
-                "{kind} outside the plausible range {lo}–{hi} {}",
-                kind.canonical_unit()
-            ),
-        )),
-    }
 }

@@ -24,6 +24,7 @@ pub mod sirs;
 pub mod testing;
 pub mod time;
 pub mod units;
+pub mod value;
 pub mod window;
 
 #[cfg(test)]

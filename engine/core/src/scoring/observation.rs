@@ -135,10 +135,18 @@ impl fmt::Display for VitalKind {
 impl FromStr for VitalKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let wanted = s.trim().to_ascii_lowercase();
+        // The snake_case name; the Rust variant name (`RespiratoryRate`) is accepted too.
+        let fold = |t: &str| -> String {
+            t.trim()
+                .chars()
+                .filter(|c| *c != '_')
+                .map(|c| c.to_ascii_lowercase())
+                .collect()
+        };
+        let wanted = fold(s);
         VitalKind::ALL
             .into_iter()
-            .find(|k| k.as_str() == wanted)
+            .find(|k| fold(k.as_str()) == wanted)
             .ok_or_else(|| {
                 let names: Vec<&str> = VitalKind::ALL.iter().map(|k| k.as_str()).collect();
                 format!("unknown kind {s:?}; expected one of {}", names.join(", "))
@@ -192,6 +200,22 @@ impl ResultStatus {
             ResultStatus::MadeFinal => "made_final",
             ResultStatus::Other => "other",
         }
+    }
+
+    /// Every status, for parsing stored names.
+    pub const ALL: [ResultStatus; 7] = [
+        ResultStatus::Final,
+        ResultStatus::Corrected,
+        ResultStatus::Preliminary,
+        ResultStatus::Retracted,
+        ResultStatus::NoValue,
+        ResultStatus::MadeFinal,
+        ResultStatus::Other,
+    ];
+
+    /// The status named by [`ResultStatus::as_str`] (for rows read back from a store).
+    pub fn from_name(name: &str) -> Option<ResultStatus> {
+        ResultStatus::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
     /// Final or corrected: a value a clinician signed off.
@@ -302,6 +326,12 @@ mod tests {
             assert_eq!(kind.as_str().parse::<VitalKind>(), Ok(kind));
         }
         assert!("pulse".parse::<VitalKind>().is_err());
+        assert_eq!("RespiratoryRate".parse(), Ok(VitalKind::RespiratoryRate));
+        assert_eq!("SpO2".parse(), Ok(VitalKind::SpO2));
+        for status in ResultStatus::ALL {
+            assert_eq!(ResultStatus::from_name(status.as_str()), Some(status));
+        }
+        assert_eq!(ResultStatus::from_name("F"), None);
     }
 
     #[test]
