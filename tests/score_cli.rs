@@ -241,3 +241,48 @@ fn bad_input_exits_1_with_a_message() {
         "no identifiers in diagnostics: {stderr}"
     );
 }
+
+#[test]
+fn channel_codes_and_scale2_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    // TV17's inputs without the SPO2SCALE observation; scale 2 comes from --scale2.
+    let tv17 = vectors().into_iter().find(|v| v["id"] == "TV17").unwrap();
+    let mut input = tv17["in"].clone();
+    input.as_object_mut().unwrap().remove("scale");
+    let oru = oru_from_vector(&input, &options("S2", 1)).unwrap();
+    // A monitor sending its own heart-rate code with a non-UCUM unit.
+    let local = "MSH|^~\\&|WACS|ICU|MEDWAY|HOSP|20240501103000||ORU^R01|WA1|P|2.5.1\r\
+                 PID|1||P-WA^^^HOSP^MR\r\
+                 OBX|1|ST|Heart Rate^Heart Rate^WAP||135|^BPM|||||F|||20240501103000\r";
+    let file = dir.path().join("in.hl7");
+    std::fs::write(&file, format!("{oru}{local}")).unwrap();
+    let codes = dir.path().join("codes.csv");
+    std::fs::write(&codes, "system,code,kind\nWAP,Heart Rate,heart_rate\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_medway"))
+        .args(["score", "--scale2", "P-S2^^^HOSP", "--codes"])
+        .arg(&codes)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["news2"]["scale"], 2);
+    assert_eq!(lines[0]["news2"]["spo2"], tv17["news2"]["spo2"]);
+    assert_eq!(lines[0]["news2"]["total"], tv17["news2"]["total"]);
+    assert_eq!(lines[1]["patient"], "P-WA^^^HOSP");
+    assert_eq!(lines[1]["news2"]["hr"], 3);
+    assert_eq!(lines[1]["news2"]["complete"], false);
+    // Without the map the local code is not a scoring input: no observations, no line.
+    let (code, lines, _) = medway_score(&[&file]);
+    assert_eq!(code, 0);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["news2"]["scale"], 1);
+}
