@@ -208,6 +208,14 @@ pub fn cns_points(letter: &str) -> u8 {
     if letter == "A" { 0 } else { 3 }
 }
 
+/// Whether an ACVPU observation says Alert (its letter; the rank 0 when the letter was lost).
+pub(crate) fn is_alert(o: &Observation) -> bool {
+    match o.text.as_deref() {
+        Some(letter) => letter == "A",
+        None => o.value == 0.0,
+    }
+}
+
 /// The band the points guarantee: ≥7 high, 5–6 medium, a single 3 low-medium, else low.
 pub fn band_for(total: u8, any_three: bool) -> News2Band {
     if total >= 7 {
@@ -313,7 +321,7 @@ pub fn score(
     let hr = number(VitalKind::HeartRate, hr_points);
     let temp = number(VitalKind::Temperature, temp_points);
     let cns = match newest(VitalKind::Acvpu) {
-        Some(o) => Param::scored(cns_points(o.text.as_deref().unwrap_or("")), &[o]),
+        Some(o) => Param::scored(if is_alert(o) { 0 } else { 3 }, &[o]),
         None => Param::missing(),
     };
 

@@ -70,7 +70,7 @@ pub fn score(window: &PatientWindow, at: i64, settings: &ScoringSettings) -> Qso
         QsofaMentation::GcsLt15OrAcvpu => {
             let acvpu = latest(VitalKind::Acvpu);
             let gcs_altered = gcs.map(|g| g.value < 15.0);
-            let acvpu_altered = acvpu.map(|a| a.text.as_deref() != Some("A"));
+            let acvpu_altered = acvpu.map(|a| !super::news2::is_alert(a));
             let used: Vec<_> = [gcs, acvpu].into_iter().flatten().collect();
             match (gcs_altered, acvpu_altered) {
                 (None, None) => Param::missing(),

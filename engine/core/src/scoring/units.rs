@@ -273,7 +273,7 @@ pub fn normalise(kind: VitalKind, value: Decimal, unit: Unit) -> Result<Normalis
             }
             v
         }
-        (K::Wbc, U::ThousandPerUl | U::Empty) if v > 500.0 => {
+        (K::Wbc, U::ThousandPerUl) if v > 500.0 => {
             note = Some("WBC above 500 read as per µL and divided by 1000");
             v / 1000.0
         }
@@ -356,6 +356,8 @@ mod tests {
         assert_eq!(norm(K::Bilirubin, "17.1", "umol/L"), Ok(1.0));
         assert_eq!(norm(K::Wbc, "15200", "/uL"), Ok(15.2));
         assert_eq!(norm(K::Wbc, "15200", "10*3/uL"), Ok(15.2));
+        assert_eq!(norm(K::Wbc, "15200", ""), Err(ValueError::UnknownUnit));
+        assert_eq!(norm(K::Wbc, "15.2", ""), Err(ValueError::UnknownUnit));
         assert_eq!(norm(K::Wbc, "15.2", "10*9/L"), Ok(15.2));
         assert_eq!(norm(K::Fio2, "40", "%"), Ok(0.4));
         assert_eq!(norm(K::Fio2, "0.4", ""), Ok(0.4));
