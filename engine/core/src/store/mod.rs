@@ -13,6 +13,7 @@ mod claim;
 mod clinical;
 mod migrations;
 mod postgres;
+mod rows;
 mod sqlite;
 mod writer;
 

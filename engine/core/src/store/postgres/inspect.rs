@@ -1,48 +1,13 @@
 //! The read side of the PostgreSQL store (see [`Inspect`]).
 
 use super::PostgresStore;
+use super::rows::*;
 use crate::store::{
     AttemptView, DeliveryFilter, DeliveryView, Inspect, MessageDetail, MessageFilter,
-    MessageSummary, QueueCount, StoreError, delivery_status, message_status,
+    MessageSummary, QueueCount, StoreError, delivery_status,
 };
 use async_trait::async_trait;
 use sqlx::Row;
-use sqlx::postgres::PgRow;
-
-const SUMMARY_COLUMNS: &str =
-    "id, channel, parent_id, received_at, control_id, message_type, status, error";
-
-const DELIVERY_COLUMNS: &str = "id, message_id, channel, destination, ordering_key, status, \
-     attempts, next_attempt_at, last_error, created_at, updated_at";
-
-fn summary(row: &PgRow) -> Result<MessageSummary, sqlx::Error> {
-    Ok(MessageSummary {
-        id: row.try_get("id")?,
-        channel: row.try_get("channel")?,
-        parent_id: row.try_get("parent_id")?,
-        received_at: row.try_get("received_at")?,
-        control_id: row.try_get("control_id")?,
-        message_type: row.try_get("message_type")?,
-        status: message_status(row.try_get("status")?),
-        error: row.try_get("error")?,
-    })
-}
-
-fn delivery_view(row: &PgRow) -> Result<DeliveryView, sqlx::Error> {
-    Ok(DeliveryView {
-        id: row.try_get("id")?,
-        message_id: row.try_get("message_id")?,
-        channel: row.try_get("channel")?,
-        destination: row.try_get("destination")?,
-        ordering_key: row.try_get("ordering_key")?,
-        status: delivery_status(row.try_get("status")?),
-        attempts: row.try_get::<i32, _>("attempts")? as u32,
-        next_attempt_at: row.try_get("next_attempt_at")?,
-        last_error: row.try_get("last_error")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
 
 #[async_trait]
 impl Inspect for PostgresStore {

@@ -11,6 +11,16 @@ use super::migrations;
 
 mod clinical;
 mod inspect;
+
+/// Row mapping for this backend (see `store/rows.rs`).
+mod rows {
+    use crate::store::{
+        AlertRow, DeliveryView, MessageSummary, ScoreRow, delivery_status, message_status,
+    };
+    use sqlx::Row;
+    use sqlx::postgres::PgRow;
+    crate::store::rows::row_mappers!(PgRow, i32);
+}
 use super::{AttemptResult, Claim, DeliveryOutcome, Store, StoreError};
 use crate::clock::now_micros;
 use crate::message::{Delivery, NewMessage};

@@ -2,61 +2,11 @@
 //! connection (`synchronous=FULL`); reads through the work pool.
 
 use super::SqliteStore;
+use super::rows::*;
 use crate::clock::now_micros;
 use crate::store::{AlertFilter, AlertRow, Clinical, ObservationRow, ScoreRow, StoreError};
 use async_trait::async_trait;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
-
-const ALERT_COLUMNS: &str = "id, patient, rule, severity, rank, state, title, detail, score_id, \
-     raised_at, suppress_until, updated_at, escalated_from, acknowledged_by, acknowledged_at, \
-     resolved_by, resolved_at, dispatched_message_id";
-
-const SCORE_COLUMNS: &str = "id, patient, at, news2_total, news2_band, qsofa_total, sirs_total, \
-     complete, detail, message_id, delivery_id";
-
-fn json(text: String) -> serde_json::Value {
-    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-}
-
-fn alert(row: &SqliteRow) -> Result<AlertRow, sqlx::Error> {
-    Ok(AlertRow {
-        id: row.try_get("id")?,
-        patient: row.try_get("patient")?,
-        rule: row.try_get("rule")?,
-        severity: row.try_get("severity")?,
-        rank: row.try_get("rank")?,
-        state: row.try_get("state")?,
-        title: row.try_get("title")?,
-        detail: json(row.try_get("detail")?),
-        score_id: row.try_get("score_id")?,
-        raised_at: row.try_get("raised_at")?,
-        suppress_until: row.try_get("suppress_until")?,
-        updated_at: row.try_get("updated_at")?,
-        escalated_from: row.try_get("escalated_from")?,
-        acknowledged_by: row.try_get("acknowledged_by")?,
-        acknowledged_at: row.try_get("acknowledged_at")?,
-        resolved_by: row.try_get("resolved_by")?,
-        resolved_at: row.try_get("resolved_at")?,
-        dispatched_message_id: row.try_get("dispatched_message_id")?,
-    })
-}
-
-fn score(row: &SqliteRow) -> Result<ScoreRow, sqlx::Error> {
-    Ok(ScoreRow {
-        id: row.try_get("id")?,
-        patient: row.try_get("patient")?,
-        at: row.try_get("at")?,
-        news2_total: row.try_get("news2_total")?,
-        news2_band: row.try_get("news2_band")?,
-        qsofa_total: row.try_get("qsofa_total")?,
-        sirs_total: row.try_get("sirs_total")?,
-        complete: row.try_get("complete")?,
-        detail: json(row.try_get("detail")?),
-        message_id: row.try_get("message_id")?,
-        delivery_id: row.try_get("delivery_id")?,
-    })
-}
 
 #[async_trait]
 impl Clinical for SqliteStore {

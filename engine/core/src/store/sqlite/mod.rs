@@ -16,6 +16,16 @@ use super::migrations;
 
 mod clinical;
 mod inspect;
+
+/// Row mapping for this backend (see `store/rows.rs`).
+mod rows {
+    use crate::store::{
+        AlertRow, DeliveryView, MessageSummary, ScoreRow, delivery_status, message_status,
+    };
+    use sqlx::Row;
+    use sqlx::sqlite::SqliteRow;
+    crate::store::rows::row_mappers!(SqliteRow, i64);
+}
 use super::{Claim, DeliveryOutcome, Store, StoreError};
 use crate::clock::now_micros;
 use crate::message::{Delivery, NewMessage};
