@@ -55,7 +55,7 @@ pub enum Command {
     /// List, show, acknowledge and resolve clinical alerts.
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
-    /// Per-patient clinical settings (NEWS2 SpO2 scale).
+    /// A patient's latest scores, and per-patient clinical settings (NEWS2 SpO2 scale).
     #[command(subcommand)]
     Patients(alerts::PatientsCommand),
     /// Send stored messages again (new deliveries; history is kept).
