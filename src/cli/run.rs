@@ -84,10 +84,21 @@ pub async fn run(mut config: EngineConfig, args: RunArgs) -> anyhow::Result<Exit
     };
     systemd::notify("READY=1");
     let watchdog = systemd::spawn_watchdog();
+    let operations = config.operations.alert_channel.is_some();
+    let mut checks = tokio::time::interval(std::time::Duration::from_secs(
+        config.operations.check_secs.max(1),
+    ));
+    checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let why = tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
+            _ = checks.tick(), if operations => {
+                if let Err(error) = engine.check_operations().await {
+                    tracing::warn!(%error, "operational check failed");
+                }
+                continue;
+            }
             _ = hup.recv() => "SIGHUP",
             Some(()) = async { match changes.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => "file change",
         };

@@ -9,6 +9,7 @@
 //! replayed or late feed behaves like the live one. Nothing here does I/O.
 
 mod document;
+pub mod operations;
 mod rules;
 
 pub use document::{AlertDocument, AlertLocation, AlertPatient, title};

@@ -22,6 +22,8 @@ pub struct EngineConfig {
     /// Watch the channel, script and map folders and reload on change (SIGHUP always reloads).
     pub watch: bool,
     pub delivery: DeliverySettings,
+    /// Operational alerts (the engine watching itself); off without `alert_channel`.
+    pub operations: crate::alerts::operations::OperationsSettings,
 }
 
 /// How delivery workers claim and send.
@@ -62,6 +64,7 @@ impl Default for EngineConfig {
             shutdown_grace_ms: 10_000,
             watch: true,
             delivery: DeliverySettings::default(),
+            operations: Default::default(),
         }
     }
 }

@@ -14,6 +14,7 @@
 //! settings changed; removed channels stop; new ones start.
 
 pub mod build;
+mod operations;
 
 use crate::channel::{
     AckIds, ChannelDirectory, ChannelHandle, ChannelInner, ChannelPipeline, DestinationSlot,
@@ -90,6 +91,7 @@ pub struct RunningEngine {
     worker_root: CancellationToken,
     /// Workers of changed or removed channels, finishing their last batch.
     retired: Vec<JoinHandle<()>>,
+    operations: operations::OperationsState,
     settings: WorkerSettings,
     ack_ids: Arc<AckIds>,
     writer: Option<WriterHandle>,
@@ -142,6 +144,7 @@ impl RunningEngine {
             shutdown,
             worker_root: CancellationToken::new(),
             retired: Vec::new(),
+            operations: Default::default(),
             settings,
             ack_ids: Arc::new(AckIds::default()),
             writer: Some(writer),
