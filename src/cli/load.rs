@@ -28,6 +28,10 @@ pub struct LoadArgs {
     /// Total target rate in messages per second (default: as fast as ACKs come back).
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Spread the messages over this many patients (PID-3.1 rewritten to `LOADP<n>`), so
+    /// per-patient processing (ordering keys, scoring, alerts) sees realistic mixed traffic.
+    #[arg(long)]
+    pub patients: Option<u64>,
 }
 
 pub async fn run(
@@ -56,6 +60,7 @@ pub async fn run(
         let interval = args
             .rate
             .map(|r| Duration::from_secs_f64(f64::from(connections) / r));
+        let patients = args.patients.filter(|p| *p > 0);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let (mut refused, mut failed) = (0u64, 0u64);
@@ -68,7 +73,11 @@ pub async fn run(
                 if let Some(pacer) = pacer.as_mut() {
                     pacer.tick().await;
                 }
-                if message.set("MSH-10", &format!("LD{run_id}-{n}")).is_err() {
+                if message.set("MSH-10", &format!("LD{run_id}-{n}")).is_err()
+                    || patients.is_some_and(|p| {
+                        message.set("PID-3.1", &format!("LOADP{}", n % p)).is_err()
+                    })
+                {
                     failed += 1;
                     continue;
                 }

@@ -11,7 +11,7 @@ use sqlx::Row;
 impl Clinical for PostgresStore {
     async fn record_observations(&self, rows: &[ObservationRow]) -> Result<(), StoreError> {
         let now = now_micros();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.relaxed().await?;
         for o in rows {
             sqlx::query(
                 "INSERT INTO observations (patient, kind, value, text, unit, original, \
@@ -97,6 +97,7 @@ impl Clinical for PostgresStore {
     }
 
     async fn record_score(&self, s: &ScoreRow) -> Result<i64, StoreError> {
+        let mut tx = self.relaxed().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO scores (patient, at, news2_total, news2_band, qsofa_total, sirs_total, \
              complete, detail, message_id, delivery_id, created_at) \
@@ -113,8 +114,9 @@ impl Clinical for PostgresStore {
         .bind(s.message_id)
         .bind(s.delivery_id)
         .bind(now_micros())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -145,6 +147,7 @@ impl Clinical for PostgresStore {
     }
 
     async fn insert_alert(&self, a: &AlertRow) -> Result<i64, StoreError> {
+        let mut tx = self.relaxed().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO alerts (patient, rule, severity, rank, state, title, detail, score_id, \
              raised_at, suppress_until, updated_at, escalated_from) \
@@ -162,8 +165,9 @@ impl Clinical for PostgresStore {
         .bind(a.suppress_until)
         .bind(a.updated_at)
         .bind(a.escalated_from.as_deref())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -220,11 +224,13 @@ impl Clinical for PostgresStore {
     }
 
     async fn mark_alert_dispatched(&self, id: i64, message_id: i64) -> Result<(), StoreError> {
+        let mut tx = self.relaxed().await?;
         sqlx::query("UPDATE alerts SET dispatched_message_id = $1 WHERE id = $2")
             .bind(message_id)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

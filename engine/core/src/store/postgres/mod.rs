@@ -55,6 +55,20 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// A transaction that does not wait for its WAL flush: for the clinical tables, written
+    /// while a delivery is being sent. Safe because the delivery's outcome commits afterwards
+    /// with `synchronous_commit = on`, which flushes the WAL past these commits too; a crash
+    /// before that re-sends the delivery, which re-records the same rows (idempotent).
+    pub(super) async fn relaxed(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")

@@ -6,13 +6,14 @@ use super::rows::*;
 use crate::clock::now_micros;
 use crate::store::{AlertFilter, AlertRow, Clinical, ObservationRow, ScoreRow, StoreError};
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::{Connection, Row};
 
 #[async_trait]
 impl Clinical for SqliteStore {
     async fn record_observations(&self, rows: &[ObservationRow]) -> Result<(), StoreError> {
         let now = now_micros();
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut conn = self.relaxed().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         for o in rows {
             sqlx::query(
                 "INSERT INTO observations (patient, kind, value, text, unit, original, \
@@ -84,6 +85,8 @@ impl Clinical for SqliteStore {
     }
 
     async fn set_spo2_scale(&self, patient: &str, scale: u8) -> Result<(), StoreError> {
+        // A person's decision: durable at once.
+        let mut conn = self.durable().await?;
         sqlx::query(
             "INSERT INTO patient_flags (patient, spo2_scale, updated_at) VALUES (?, ?, ?) \
              ON CONFLICT (patient) DO UPDATE SET spo2_scale = excluded.spo2_scale, \
@@ -92,12 +95,13 @@ impl Clinical for SqliteStore {
         .bind(patient)
         .bind(i64::from(scale))
         .bind(now_micros())
-        .execute(&self.write)
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }
 
     async fn record_score(&self, s: &ScoreRow) -> Result<i64, StoreError> {
+        let mut conn = self.relaxed().await?;
         let done = sqlx::query(
             "INSERT INTO scores (patient, at, news2_total, news2_band, qsofa_total, sirs_total, \
              complete, detail, message_id, delivery_id, created_at) \
@@ -114,7 +118,7 @@ impl Clinical for SqliteStore {
         .bind(s.message_id)
         .bind(s.delivery_id)
         .bind(now_micros())
-        .execute(&self.write)
+        .execute(&mut *conn)
         .await?;
         Ok(done.last_insert_rowid())
     }
@@ -146,6 +150,7 @@ impl Clinical for SqliteStore {
     }
 
     async fn insert_alert(&self, a: &AlertRow) -> Result<i64, StoreError> {
+        let mut conn = self.relaxed().await?;
         let done = sqlx::query(
             "INSERT INTO alerts (patient, rule, severity, rank, state, title, detail, score_id, \
              raised_at, suppress_until, updated_at, escalated_from) \
@@ -163,7 +168,7 @@ impl Clinical for SqliteStore {
         .bind(a.suppress_until)
         .bind(a.updated_at)
         .bind(a.escalated_from.as_deref())
-        .execute(&self.write)
+        .execute(&mut *conn)
         .await?;
         Ok(done.last_insert_rowid())
     }
@@ -200,6 +205,8 @@ impl Clinical for SqliteStore {
         by: &str,
         at: i64,
     ) -> Result<bool, StoreError> {
+        // A person's decision: durable at once.
+        let mut conn = self.durable().await?;
         let sql = match state {
             "acknowledged" => {
                 "UPDATE alerts SET state = 'acknowledged', acknowledged_by = ?, acknowledged_at = ?, \
@@ -215,16 +222,17 @@ impl Clinical for SqliteStore {
             .bind(at)
             .bind(at)
             .bind(id)
-            .execute(&self.write)
+            .execute(&mut *conn)
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn mark_alert_dispatched(&self, id: i64, message_id: i64) -> Result<(), StoreError> {
+        let mut conn = self.relaxed().await?;
         sqlx::query("UPDATE alerts SET dispatched_message_id = ? WHERE id = ?")
             .bind(message_id)
             .bind(id)
-            .execute(&self.write)
+            .execute(&mut *conn)
             .await?;
         Ok(())
     }

@@ -30,10 +30,11 @@ use super::{Claim, DeliveryOutcome, Store, StoreError};
 use crate::clock::now_micros;
 use crate::message::{Delivery, NewMessage};
 use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, SqlitePool as Pool};
+use sqlx::{Connection, Row, Sqlite, SqlitePool as Pool};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Mutex;
@@ -76,6 +77,29 @@ impl SqliteStore {
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The write connection, set to fsync every commit: used for anything an ACK or a delivery
+    /// outcome depends on.
+    pub(super) async fn durable(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
+        let mut conn = self.write.acquire().await?;
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await?;
+        Ok(conn)
+    }
+
+    /// The write connection without an fsync per commit: for the clinical tables, which are
+    /// written while a delivery is being sent. Safe because the delivery's outcome is committed
+    /// afterwards with `durable()`, and one fsync of the WAL makes every earlier commit durable
+    /// too; a crash before that re-sends the delivery, which re-records the same rows
+    /// (idempotent per delivery). Saves several fsyncs per scored ORU.
+    pub(super) async fn relaxed(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
+        let mut conn = self.write.acquire().await?;
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await?;
+        Ok(conn)
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -128,7 +152,8 @@ impl Store for SqliteStore {
     ) -> Result<Vec<i64>, StoreError> {
         let now = now_micros();
         let mut ids = Vec::with_capacity(messages.len());
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut conn = self.durable().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         for m in messages {
             let done = sqlx::query(
                 "INSERT INTO messages (channel, received_at, control_id, message_type, status, \
@@ -313,8 +338,9 @@ impl Store for SqliteStore {
 
     async fn add_deliveries(&self, deliveries: &[Redelivery]) -> Result<Vec<i64>, StoreError> {
         let now = now_micros();
+        let mut conn = self.durable().await?;
         let mut ids = Vec::with_capacity(deliveries.len());
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         for d in deliveries {
             let done = sqlx::query(
                 "INSERT INTO deliveries (message_id, channel, destination, status, ordering_key, \
