@@ -102,6 +102,29 @@ pub enum ParseErrorKind {
     TooLarge,
 }
 
+impl ParseErrorKind {
+    /// The kind's name without any text from the input: safe for logs, where a quoted segment
+    /// start or field value could carry patient data.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty input",
+            Self::NoMsh => "no MSH segment",
+            Self::JunkBeforeMsh { .. } => "junk before MSH",
+            Self::BadFieldSeparator(_) => "bad field separator",
+            Self::BadEncodingCharacters(_) => "bad encoding characters",
+            Self::BadSegmentName(_) => "bad segment name",
+            Self::UnexpectedSegment(_) => "unexpected segment",
+            Self::MissingField(_) => "required MSH field empty",
+            Self::ControlCharacterInHeader { .. } => "control character in MSH",
+            Self::BadVersion(_) => "bad MSH-12 version",
+            Self::InvalidCharset { .. } => "invalid bytes for the charset",
+            Self::BadBatch(_) => "bad batch structure",
+            Self::DelimiterMismatch { .. } => "delimiters differ from the batch header",
+            Self::TooLarge => "input too large",
+        }
+    }
+}
+
 /// A path could not be parsed, or an edit could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]

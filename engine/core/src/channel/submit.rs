@@ -152,7 +152,9 @@ async fn refuse_unparseable(
     error: medway_hl7::ParseError,
 ) -> Reply {
     let reason = format!("not a parseable HL7 v2 message: {error}");
-    tracing::warn!(channel = %inner.name, peer = peer.as_deref().unwrap_or(""), %error, "unparseable message refused");
+    // The kind's label and offset only: the full text may quote bytes of the message.
+    tracing::warn!(channel = %inner.name, peer = peer.as_deref().unwrap_or(""),
+        offset = error.offset, kind = error.kind.label(), "unparseable message refused");
     let record = NewMessage {
         channel: inner.name.clone(),
         received_at: now_micros(),
