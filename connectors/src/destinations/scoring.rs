@@ -174,27 +174,6 @@ fn from_row(row: &ObservationRow, patient: &PatientKey) -> Option<Observation> {
     })
 }
 
-/// The newest observation time of `patient` in this delivery (re-extracted: cheap), so the
-/// store is asked only for the window around it.
-fn delivery_newest(
-    delivery: &Delivery,
-    patient: &PatientKey,
-    setup: &ScoringSetup,
-    lookback: i64,
-) -> i64 {
-    Message::parse(delivery.payload.clone())
-        .ok()
-        .map(|m| extract(&m, &setup.codes, &setup.scoring))
-        .and_then(|e| {
-            e.observations
-                .iter()
-                .filter(|o| o.patient == *patient)
-                .map(|o| o.observed_at)
-                .max()
-        })
-        .unwrap_or(lookback)
-}
-
 /// The facts the alert rules need, read from the score JSON (the DECISIONS.md shape).
 fn summary(scores: &serde_json::Value) -> ScoreSummary {
     let total = |s: &str| scores[s]["total"].as_i64();
@@ -224,11 +203,11 @@ impl ScoringDestination {
         patient: &PatientKey,
         info: Option<&medway_engine::scoring::PatientInfo>,
         name: Option<String>,
+        this_message: i64,
     ) -> Result<Vec<String>, DeliveryError> {
         let key = patient.to_string();
         // The widest window (labs, 24 h) before the newest observation of this message.
         let lookback = self.setup.scoring.labs_window.as_micros() as i64 + 60 * 60 * 1_000_000;
-        let this_message = delivery_newest(delivery, patient, &self.setup, lookback);
         let rows = store
             .patient_observations(&key, this_message - lookback)
             .await
@@ -445,6 +424,15 @@ impl Destination for ScoringDestination {
         )];
         for info in &extracted.patients {
             let first = extracted.patient.as_ref() == Some(&info.key);
+            // The newest observation of this patient in this message: the store is asked only
+            // for the window around it.
+            let this_message = extracted
+                .observations
+                .iter()
+                .filter(|o| o.patient == info.key)
+                .map(|o| o.observed_at)
+                .max()
+                .unwrap_or(0);
             notes.extend(
                 self.score_patient(
                     store,
@@ -452,6 +440,7 @@ impl Destination for ScoringDestination {
                     &info.key,
                     Some(info),
                     first.then(|| name.clone()).flatten(),
+                    this_message,
                 )
                 .await?,
             );
