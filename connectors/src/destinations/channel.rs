@@ -72,12 +72,11 @@ impl Destination for ChannelWriter {
         };
         let reply = channel
             .submit(Inbound {
-                payload: delivery.payload.clone(),
-                peer: None,
                 parent: Some(Lineage {
                     message_id: delivery.message_id,
                     delivery_id: delivery.id,
                 }),
+                ..Inbound::new(delivery.payload.clone())
             })
             .await;
         let child = reply

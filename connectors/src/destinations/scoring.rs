@@ -373,12 +373,11 @@ impl ScoringDestination {
             .map_err(|e| DeliveryError::never(format!("alert document: {e}")))?;
         let reply = channel
             .submit(Inbound {
-                payload: Bytes::from(payload),
-                peer: None,
                 parent: Some(Lineage {
                     message_id: delivery.message_id,
                     delivery_id: delivery.id,
                 }),
+                ..Inbound::new(Bytes::from(payload))
             })
             .await;
         let Some(message_id) = reply.message_id.filter(|_| reply.outcome.is_stored_ok()) else {

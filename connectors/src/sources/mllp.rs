@@ -187,9 +187,8 @@ impl Connection {
             let reply = self
                 .channel
                 .submit(Inbound {
-                    payload,
                     peer: Some(self.peer),
-                    parent: None,
+                    ..Inbound::new(payload)
                 })
                 .await;
             if let Some(ack) = reply.ack
