@@ -118,6 +118,7 @@ pub async fn messages(config: EngineConfig, command: MessagesCommand) -> anyhow:
             if args.json {
                 let mut value = summary_json(&detail.summary, &mine);
                 value["peer"] = json!(detail.peer);
+                value["origin"] = json!(detail.origin);
                 value["children"] = json!(store.children(detail.summary.id).await?);
                 value["patient_key"] = json!(detail.patient_key);
                 value["raw"] = json!(String::from_utf8_lossy(&detail.raw));
@@ -134,6 +135,9 @@ pub async fn messages(config: EngineConfig, command: MessagesCommand) -> anyhow:
                 println!("control id {}", m.control_id.as_deref().unwrap_or("-"));
                 println!("type       {}", m.message_type.as_deref().unwrap_or("-"));
                 println!("peer       {}", detail.peer.as_deref().unwrap_or("-"));
+                if let Some(origin) = &detail.origin {
+                    println!("origin     {origin}");
+                }
                 if let Some(e) = &m.error {
                     println!("error      {e}");
                 }

@@ -20,6 +20,11 @@ pub struct Inbound {
     pub peer: Option<SocketAddr>,
     /// Set when another channel handed this message over (a channel destination).
     pub parent: Option<Lineage>,
+    /// An ingestion key unique per channel (a file source sends `file:<sha256>:<index>`): a
+    /// message whose origin the channel already stored is not stored again, so a source that
+    /// re-reads its input after a crash never double-stores. `None` for sources that cannot
+    /// name their input (MLLP: the sender resends a new message).
+    pub origin: Option<String>,
 }
 
 impl Inbound {
@@ -28,6 +33,7 @@ impl Inbound {
             payload,
             peer: None,
             parent: None,
+            origin: None,
         }
     }
 }
@@ -128,6 +134,9 @@ pub struct NewMessage {
     pub patient_key: Option<String>,
     pub peer: Option<String>,
     pub parent: Option<Lineage>,
+    /// The source's ingestion key (see [`Inbound::origin`]). The store keeps at most one
+    /// message per (channel, origin) and answers a duplicate with the existing message's id.
+    pub origin: Option<String>,
     pub raw: Bytes,
     /// The message after channel transforms, when they changed it.
     pub transformed: Option<Bytes>,

@@ -30,6 +30,7 @@ fn message(channel: &str, control_id: &str, destinations: &[&str]) -> NewMessage
         patient_key: Some("MRN1^HOSP".into()),
         peer: Some("127.0.0.1:5000".into()),
         parent: None,
+        origin: None,
         raw: Bytes::from(format!(
             "MSH|^~\\&|A|B|C|D|||ORU^R01|{control_id}|P|2.5.1\r"
         )),
@@ -412,6 +413,106 @@ async fn ordering_keys_block_only_their_own_key(store: Arc<dyn Store>) {
     assert_eq!(fifo.next_due, Some(later));
 }
 
+fn with_origin(channel: &str, control_id: &str, origin: &str) -> NewMessage {
+    let mut m = message(channel, control_id, &["d1"]);
+    m.origin = Some(origin.to_string());
+    m
+}
+
+async fn count_in(store: &Arc<dyn Store>, channel: &str) -> usize {
+    store
+        .list_messages(&MessageFilter {
+            channel: Some(channel.into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len()
+}
+
+/// A message whose (channel, origin) is already stored is answered with the existing id and
+/// adds nothing (no row, no delivery); the rest of its batch commits. Duplicates inside one
+/// batch collapse too; the same origin on another channel, or no origin, is a new message.
+async fn origin_duplicates_collapse(store: Arc<dyn Store>) {
+    let first = store
+        .write_batch(&[with_origin("c1", "O1", "file:aa:0")], &[])
+        .await
+        .unwrap();
+    let detail = store.message(first[0]).await.unwrap().expect("stored");
+    assert_eq!(detail.origin.as_deref(), Some("file:aa:0"));
+    let ids = store
+        .write_batch(
+            &[
+                with_origin("c1", "O1-again", "file:aa:0"),
+                with_origin("c1", "O2", "file:aa:1"),
+                with_origin("c1", "O2-again", "file:aa:1"),
+                message("c1", "plain", &["d1"]),
+                message("c1", "plain", &["d1"]),
+                with_origin("c2", "O1-other-channel", "file:aa:0"),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 6, "one answer per request: {ids:?}");
+    assert_eq!(ids[0], first[0], "a known origin answers with the existing id");
+    assert_eq!(ids[1], ids[2], "duplicates inside one batch collapse");
+    assert!(ids[1] > first[0]);
+    assert_ne!(ids[3], ids[4], "messages without an origin are never collapsed");
+    assert!(!ids[..5].contains(&ids[5]), "origins are per channel");
+    assert_eq!(count_in(&store, "c1").await, 4);
+    assert_eq!(count_in(&store, "c2").await, 1);
+    // The stored row is the first one; the duplicate added no delivery.
+    let kept = store.message(first[0]).await.unwrap().expect("stored");
+    assert_eq!(kept.summary.control_id.as_deref(), Some("O1"));
+    let deliveries = store.deliveries_of(&[first[0], ids[1]]).await.unwrap();
+    assert_eq!(deliveries.len(), 2, "one delivery each: {deliveries:?}");
+    let claim = store
+        .claim("c1", "d1", "n", LEASE, 100, ClaimOrder::Fifo)
+        .await
+        .unwrap();
+    let claimed: Vec<&str> = claim
+        .deliveries
+        .iter()
+        .map(|d| d.control_id.as_deref().unwrap_or(""))
+        .collect();
+    assert_eq!(claimed, vec!["O1", "O2", "plain", "plain"]);
+}
+
+/// Through the group-committing writer: concurrent commits of one origin (a source re-reading
+/// a file while the first read is still being committed) all get the one stored id.
+async fn writer_answers_duplicates_with_the_existing_id(store: Arc<dyn Store>) {
+    let (writer, task) = StoreWriter::spawn(store.clone(), 64, 256);
+    let mut joins = Vec::new();
+    for i in 0..40 {
+        let writer = writer.clone();
+        joins.push(tokio::spawn(async move {
+            let origin = format!("file:bb:{}", i % 4);
+            writer
+                .commit(with_origin("wd", &format!("D{i}"), &origin), Vec::new())
+                .await
+        }));
+    }
+    let mut ids = Vec::new();
+    for j in joins {
+        ids.push(j.await.unwrap().expect("committed, not failed"));
+    }
+    let again = writer
+        .commit(with_origin("wd", "late", "file:bb:0"), Vec::new())
+        .await
+        .expect("a late duplicate is answered");
+    assert!(ids.contains(&again));
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "one message per origin: {ids:?}");
+    drop(writer);
+    task.await.unwrap();
+    assert_eq!(count_in(&store, "wd").await, 4);
+    let deliveries = store.deliveries_of(&ids).await.unwrap();
+    assert_eq!(deliveries.len(), 4);
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -444,6 +545,8 @@ contract!(
     lists_with_filters,
     writer_group_commits_concurrent_requests,
     ordering_keys_block_only_their_own_key,
+    origin_duplicates_collapse,
+    writer_answers_duplicates_with_the_existing_id,
 );
 
 mod clinical {

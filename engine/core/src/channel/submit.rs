@@ -31,8 +31,15 @@ impl ChannelHandle {
         let original = match Message::parse(inbound.payload.clone()) {
             Ok(message) => message,
             Err(error) => {
-                return refuse_unparseable(&inner, inbound.payload, peer, inbound.parent, error)
-                    .await;
+                return refuse_unparseable(
+                    &inner,
+                    inbound.payload,
+                    peer,
+                    inbound.parent,
+                    inbound.origin,
+                    error,
+                )
+                .await;
             }
         };
         let processed = run_pipeline(&inner, original.clone());
@@ -82,6 +89,7 @@ impl ChannelHandle {
             patient_key: patient_key(&processed.message),
             peer,
             parent: inbound.parent,
+            origin: inbound.origin,
             raw: inbound.payload,
             transformed,
             deliveries,
@@ -149,6 +157,7 @@ async fn refuse_unparseable(
     raw: Bytes,
     peer: Option<String>,
     parent: Option<crate::message::Lineage>,
+    origin: Option<String>,
     error: medway_hl7::ParseError,
 ) -> Reply {
     let reason = format!("not a parseable HL7 v2 message: {error}");
@@ -165,6 +174,7 @@ async fn refuse_unparseable(
         patient_key: None,
         peer,
         parent,
+        origin,
         raw: raw.clone(),
         transformed: None,
         deliveries: Vec::new(),
@@ -275,6 +285,7 @@ async fn submit_json(
         patient_key: None,
         peer,
         parent: inbound.parent,
+        origin: inbound.origin,
         raw: inbound.payload,
         transformed: None,
         deliveries,

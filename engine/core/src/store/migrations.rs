@@ -1,5 +1,8 @@
 //! Schema migrations, one list per backend, applied in order and recorded in
 //! `medway_schema_migrations`. Append new steps; never edit a released one.
+//!
+//! `004_message_origin`: a source's ingestion key (`origin`), unique per channel when present,
+//! so a source that re-reads its input after a crash never stores a message twice.
 
 pub const SQLITE: &[(&str, &str)] = &[
     (
@@ -125,6 +128,13 @@ CREATE TABLE alerts (
 );
 CREATE INDEX alerts_patient_rule ON alerts(patient, rule, raised_at);
 CREATE INDEX alerts_state ON alerts(state, raised_at);
+"#,
+    ),
+    (
+        "004_message_origin",
+        r#"
+ALTER TABLE messages ADD COLUMN origin TEXT;
+CREATE UNIQUE INDEX messages_origin ON messages(channel, origin) WHERE origin IS NOT NULL;
 "#,
     ),
 ];
@@ -253,6 +263,13 @@ CREATE TABLE alerts (
 );
 CREATE INDEX alerts_patient_rule ON alerts(patient, rule, raised_at);
 CREATE INDEX alerts_state ON alerts(state, raised_at);
+"#,
+    ),
+    (
+        "004_message_origin",
+        r#"
+ALTER TABLE messages ADD COLUMN origin TEXT;
+CREATE UNIQUE INDEX messages_origin ON messages(channel, origin) WHERE origin IS NOT NULL;
 "#,
     ),
 ];

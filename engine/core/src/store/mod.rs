@@ -134,6 +134,8 @@ pub struct MessageDetail {
     pub summary: MessageSummary,
     pub patient_key: Option<String>,
     pub peer: Option<String>,
+    /// The source's ingestion key (a file source: `file:<sha256>:<index>`), if it gave one.
+    pub origin: Option<String>,
     pub raw: Vec<u8>,
     pub transformed: Option<Vec<u8>>,
 }

@@ -5,6 +5,8 @@
 //! queued (so batches form under load, with no timer adding latency when idle), writes them all
 //! in **one transaction**, and only then answers each waiter and wakes the delivery workers
 //! concerned. A failed transaction fails every request in it, and nothing of it is stored.
+//! A message whose (channel, origin) is already stored is not an error: the backend skips it
+//! and its waiter gets the existing message's id, so the rest of the batch commits normally.
 //!
 //! The writer stops when every [`WriterHandle`] is dropped, after finishing its last batch.
 

@@ -34,7 +34,7 @@ impl Inspect for PostgresStore {
 
     async fn message(&self, id: i64) -> Result<Option<MessageDetail>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SUMMARY_COLUMNS}, patient_key, peer, raw, transformed \
+            "SELECT {SUMMARY_COLUMNS}, patient_key, peer, origin, raw, transformed \
              FROM messages WHERE id = $1"
         )))
         .bind(id)
@@ -45,6 +45,7 @@ impl Inspect for PostgresStore {
             summary: summary(&row)?,
             patient_key: row.try_get("patient_key")?,
             peer: row.try_get("peer")?,
+            origin: row.try_get("origin")?,
             raw: row.try_get("raw")?,
             transformed: row.try_get("transformed")?,
         }))

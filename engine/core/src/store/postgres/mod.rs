@@ -114,10 +114,12 @@ impl Store for PostgresStore {
         let mut ids = Vec::with_capacity(messages.len());
         let mut tx = self.pool.begin().await?;
         for m in messages {
-            let id: i64 = sqlx::query_scalar(
+            // A known (channel, origin) is a duplicate: no row, no deliveries, the existing id.
+            let inserted: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO messages (channel, received_at, control_id, message_type, status, \
-                 error, patient_key, peer, raw, transformed, parent_id, parent_delivery_id) \
-                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING id",
+                 error, patient_key, peer, raw, transformed, parent_id, parent_delivery_id, \
+                 origin) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) \
+                 ON CONFLICT (channel, origin) WHERE origin IS NOT NULL DO NOTHING RETURNING id",
             )
             .bind(&*m.channel)
             .bind(m.received_at)
@@ -131,8 +133,21 @@ impl Store for PostgresStore {
             .bind(m.transformed.as_deref())
             .bind(m.parent.map(|p| p.message_id))
             .bind(m.parent.map(|p| p.delivery_id))
-            .fetch_one(&mut *tx)
+            .bind(m.origin.as_deref())
+            .fetch_optional(&mut *tx)
             .await?;
+            let Some(id) = inserted else {
+                // Another node may have committed it since this statement began: READ
+                // COMMITTED gives this new statement a fresh snapshot that sees it.
+                let existing: i64 =
+                    sqlx::query_scalar("SELECT id FROM messages WHERE channel = $1 AND origin = $2")
+                        .bind(&*m.channel)
+                        .bind(m.origin.as_deref())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                ids.push(existing);
+                continue;
+            };
             for d in &m.deliveries {
                 sqlx::query(
                     "INSERT INTO deliveries (message_id, channel, destination, status, \

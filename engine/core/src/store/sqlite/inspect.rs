@@ -35,7 +35,7 @@ impl Inspect for SqliteStore {
 
     async fn message(&self, id: i64) -> Result<Option<MessageDetail>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SUMMARY_COLUMNS}, patient_key, peer, raw, transformed \
+            "SELECT {SUMMARY_COLUMNS}, patient_key, peer, origin, raw, transformed \
              FROM messages WHERE id = ?"
         )))
         .bind(id)
@@ -46,6 +46,7 @@ impl Inspect for SqliteStore {
             summary: summary(&row)?,
             patient_key: row.try_get("patient_key")?,
             peer: row.try_get("peer")?,
+            origin: row.try_get("origin")?,
             raw: row.try_get("raw")?,
             transformed: row.try_get("transformed")?,
         }))

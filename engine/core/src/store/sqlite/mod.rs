@@ -155,10 +155,12 @@ impl Store for SqliteStore {
         let mut conn = self.durable().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         for m in messages {
-            let done = sqlx::query(
+            // A known (channel, origin) is a duplicate: no row, no deliveries, the existing id.
+            let inserted: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO messages (channel, received_at, control_id, message_type, status, \
-                 error, patient_key, peer, raw, transformed, parent_id, parent_delivery_id) \
-                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                 error, patient_key, peer, raw, transformed, parent_id, parent_delivery_id, \
+                 origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) \
+                 ON CONFLICT (channel, origin) WHERE origin IS NOT NULL DO NOTHING RETURNING id",
             )
             .bind(&*m.channel)
             .bind(m.received_at)
@@ -172,9 +174,19 @@ impl Store for SqliteStore {
             .bind(m.transformed.as_deref())
             .bind(m.parent.map(|p| p.message_id))
             .bind(m.parent.map(|p| p.delivery_id))
-            .execute(&mut *tx)
+            .bind(m.origin.as_deref())
+            .fetch_optional(&mut *tx)
             .await?;
-            let id = done.last_insert_rowid();
+            let Some(id) = inserted else {
+                let existing: i64 =
+                    sqlx::query_scalar("SELECT id FROM messages WHERE channel = ? AND origin = ?")
+                        .bind(&*m.channel)
+                        .bind(m.origin.as_deref())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                ids.push(existing);
+                continue;
+            };
             for d in &m.deliveries {
                 sqlx::query(
                     "INSERT INTO deliveries (message_id, channel, destination, status, \
