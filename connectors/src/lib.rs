@@ -9,5 +9,6 @@ pub mod destinations;
 pub mod mllp;
 pub mod registry;
 pub mod sources;
+pub mod tls;
 
 pub use registry::Registry;
