@@ -7,6 +7,7 @@
 
 pub mod destinations;
 pub mod mllp;
+pub mod rate_limit;
 pub mod registry;
 pub mod sources;
 pub mod tls;
