@@ -11,10 +11,12 @@
 //! name the problem, the JSON path and the line/column.
 
 mod error;
+mod observation;
 mod outcome;
 mod path;
 mod validate;
 
 pub use error::FhirError;
+pub use observation::{FhirObservation, Subject, observations};
 pub use outcome::operation_outcome;
 pub use validate::{ResourceSummary, validate};
