@@ -9,13 +9,14 @@ use crate::destinations::postgres::{PostgresSettings, PostgresWriter};
 use crate::destinations::rabbitmq::{RabbitMqPublisher, RabbitMqSettings};
 use crate::destinations::scoring::{ScoringDestination, ScoringSetup};
 use crate::destinations::webhook::{WebhookSender, WebhookSettings};
+use crate::sources::http::{HttpListener, HttpSourceSettings};
 use crate::sources::internal::{InternalSettings, InternalSource};
 use crate::sources::mllp::{MllpListener, MllpSourceSettings};
 use medway_engine::config::{ConfigError, ConnectorSpec, SettingsError, closest_kind};
 use medway_engine::connector::{ConnectorContext, ConnectorFactory, Destination, Source};
 use std::sync::Arc;
 
-pub const SOURCE_KINDS: &[&str] = &["mllp", "internal"];
+pub const SOURCE_KINDS: &[&str] = &["mllp", "http", "internal"];
 pub const DESTINATION_KINDS: &[&str] = &[
     "file", "mllp", "channel", "scoring", "http", "postgres", "rabbitmq", "email", "webhook",
 ];
@@ -30,6 +31,11 @@ impl ConnectorFactory for Registry {
             "mllp" => {
                 let settings = MllpSourceSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
                 Ok(Box::new(MllpListener::new(settings)))
+            }
+            "http" => {
+                let settings = HttpSourceSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
+                let listener = HttpListener::new(settings).map_err(|e| spec.locate(e))?;
+                Ok(Box::new(listener))
             }
             "internal" => {
                 InternalSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
@@ -97,6 +103,10 @@ impl ConnectorFactory for Registry {
     fn listen_address(&self, spec: &ConnectorSpec) -> Option<(String, &'static str)> {
         match spec.kind.as_str() {
             "mllp" => MllpSourceSettings::from_spec(spec)
+                .ok()
+                .and_then(|s| s.listen.parse::<std::net::SocketAddr>().ok())
+                .map(|a| (a.to_string(), "listen")),
+            "http" => HttpSourceSettings::from_spec(spec)
                 .ok()
                 .and_then(|s| s.listen.parse::<std::net::SocketAddr>().ok())
                 .map(|a| (a.to_string(), "listen")),

@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand.
 
 mod alerts;
+mod api_key;
 mod check;
 mod deliveries;
 mod inspect;
@@ -64,6 +65,9 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Run the [[test]] cases of channel files (no sockets, no store).
     TestChannel(test_channel::TestChannelArgs),
+    /// Make API keys for the HTTP source (the channel file keeps only their hashes).
+    #[command(subcommand)]
+    ApiKey(api_key::ApiKeyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,5 +92,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reprocess(args) => reprocess::reprocess(load_config()?, args).await,
         Command::Check(args) => check::check(EngineConfig::load(cli.config.as_deref()), args),
         Command::TestChannel(args) => test_channel::test_channel(load_config()?, args),
+        Command::ApiKey(command) => api_key::api_key(command),
     }
 }

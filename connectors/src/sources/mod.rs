@@ -1,4 +1,5 @@
 //! Sources: where messages come from.
 
+pub mod http;
 pub mod internal;
 pub mod mllp;

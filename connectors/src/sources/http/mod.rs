@@ -1,0 +1,240 @@
+//! `HttpListener`: the HTTP(S) source. HL7 v2 over HTTP, FHIR R4 JSON and generic JSON webhooks
+//! (`[source] kind = "http"`), each POST handed to the channel and answered after the commit.
+//!
+//! hyper's server is driven directly (no framework): this module owns the accept loop, so it can
+//! enforce `max_connections` (a connection beyond it is closed at once, as the MLLP listener
+//! does), knows each peer's address (rate limits, logs), and picks up a reloaded TLS
+//! configuration on the next accept without rebinding. HTTP/1.1 (keep-alive) and HTTP/2 (ALPN
+//! `h2` over TLS, prior knowledge in clear) are both served.
+//!
+//! Shutdown: stop accepting; every connection finishes the requests in hand (their answers are
+//! sent), then closes. Never logs a body: channel, peer, status, control id or resourceType.
+
+pub mod auth;
+mod handler;
+pub mod settings;
+
+pub use settings::HttpSourceSettings;
+
+use crate::rate_limit::KeyedRateLimiter;
+use crate::tls::ServerTls;
+use async_trait::async_trait;
+use handler::{Client, Handler};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use medway_engine::config::SettingsError;
+use medway_engine::connector::{Source, SourceContext, SourceError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+/// ALPN protocols offered over TLS, preferred first.
+const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+pub struct HttpListener {
+    settings: HttpSourceSettings,
+    tls: Option<ServerTls>,
+    listener: Option<TcpListener>,
+}
+
+impl HttpListener {
+    /// Reads the TLS files (if any) now, so a missing or broken certificate is reported with
+    /// the channel file's line, by `medway check` too.
+    pub fn new(settings: HttpSourceSettings) -> Result<Self, SettingsError> {
+        settings.validate()?;
+        let tls = match &settings.tls {
+            Some(tls) => Some(ServerTls::load(tls).map_err(SettingsError::from)?),
+            None => None,
+        };
+        Ok(Self {
+            settings,
+            tls,
+            listener: None,
+        })
+    }
+
+    /// The bound address (after `bind`), useful when listening on port 0.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+}
+
+/// The server config for new connections, with ALPN set (the shared one has none: MLLP over
+/// TLS must not offer `h2`).
+fn with_alpn(config: &Arc<rustls::ServerConfig>) -> TlsAcceptor {
+    let mut config = rustls::ServerConfig::clone(config);
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    TlsAcceptor::from(Arc::new(config))
+}
+
+#[async_trait]
+impl Source for HttpListener {
+    async fn bind(&mut self) -> Result<(), SourceError> {
+        let listener = TcpListener::bind(&self.settings.listen)
+            .await
+            .map_err(|source| SourceError::Bind {
+                address: self.settings.listen.clone(),
+                source,
+            })?;
+        self.listener = Some(listener);
+        Ok(())
+    }
+
+    async fn run(mut self: Box<Self>, cx: SourceContext) -> Result<(), SourceError> {
+        if self.listener.is_none() {
+            self.bind().await?;
+        }
+        let Some(listener) = self.listener.take() else {
+            return Ok(());
+        };
+        let channel = cx.channel.name().to_string();
+        let limiter = match self.settings.rate_limit {
+            Some(limit) => {
+                let limiter = KeyedRateLimiter::<Client>::new(limit)
+                    .map_err(|e| SourceError::Io(std::io::Error::other(e.to_string())))?;
+                limiter.spawn_trimmer(cx.shutdown.clone());
+                Some(limiter)
+            }
+            None => None,
+        };
+        let api_keys = self
+            .settings
+            .api_keys()
+            .map_err(|e| SourceError::Io(std::io::Error::other(e.to_string())))?;
+        let handler = Arc::new(Handler {
+            channel: cx.channel.clone(),
+            path: self.settings.path.clone(),
+            api_keys,
+            limiter,
+            max_body_bytes: self.settings.max_body_bytes,
+            request_timeout: self.settings.request_timeout(),
+        });
+        let mut tls = self.tls.as_ref().map(|tls| {
+            tls.spawn_reloader(cx.shutdown.clone());
+            let mut updates = tls.watch();
+            let acceptor = with_alpn(&updates.borrow_and_update());
+            (updates, acceptor)
+        });
+        let limit = Arc::new(Semaphore::new(self.settings.max_connections));
+        let header_timeout = self.settings.header_timeout();
+        tracing::info!(channel, listen = %self.settings.listen, tls = tls.is_some(), "HTTP listener ready");
+        loop {
+            let accepted = tokio::select! {
+                _ = cx.shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(channel, %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                tracing::warn!(channel, %peer, limit = self.settings.max_connections,
+                    "connection refused: too many open connections");
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            // A reloaded certificate applies from the next connection on.
+            let acceptor = tls.as_mut().map(|(updates, acceptor)| {
+                if updates.has_changed().unwrap_or(false) {
+                    *acceptor = with_alpn(&updates.borrow_and_update());
+                    tracing::info!(channel, "HTTP listener uses the reloaded TLS certificate");
+                }
+                acceptor.clone()
+            });
+            let connection = Connection {
+                handler: handler.clone(),
+                peer,
+                header_timeout,
+                shutdown: cx.shutdown.clone(),
+                _permit: permit,
+            };
+            cx.tracker.spawn(connection.run(stream, acceptor));
+        }
+        drop(listener);
+        cx.tracker.close();
+        cx.tracker.wait().await;
+        tracing::info!(channel, "HTTP listener stopped");
+        Ok(())
+    }
+}
+
+/// One accepted connection (any number of requests on it).
+struct Connection {
+    handler: Arc<Handler>,
+    peer: SocketAddr,
+    header_timeout: Duration,
+    shutdown: CancellationToken,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
+        match tls {
+            None => self.serve(TokioIo::new(stream)).await,
+            Some(acceptor) => {
+                let handshake = tokio::select! {
+                    _ = self.shutdown.cancelled() => return,
+                    done = tokio::time::timeout(self.header_timeout, acceptor.accept(stream)) => done,
+                };
+                match handshake {
+                    Ok(Ok(stream)) => self.serve(TokioIo::new(stream)).await,
+                    Ok(Err(error)) => {
+                        tracing::info!(channel = self.handler.channel.name(), peer = %self.peer,
+                            %error, "TLS handshake failed");
+                    }
+                    Err(_) => {
+                        tracing::info!(channel = self.handler.channel.name(), peer = %self.peer,
+                            "TLS handshake timed out");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn serve<I>(&self, io: TokioIo<I>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(Duration::from_secs(30)));
+        let handler = self.handler.clone();
+        let peer = self.peer;
+        let service = service_fn(move |request| {
+            let handler = handler.clone();
+            async move { Ok::<_, std::convert::Infallible>(handler.handle(peer, request).await) }
+        });
+        let connection = builder.serve_connection(io, service);
+        tokio::pin!(connection);
+        let result = tokio::select! {
+            result = connection.as_mut() => result,
+            _ = self.shutdown.cancelled() => {
+                // Requests in hand finish and get their answer; then the connection closes.
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(channel = self.handler.channel.name(), peer = %self.peer, %error,
+                "HTTP connection ended with an error");
+        }
+    }
+}
