@@ -16,6 +16,8 @@ fn main() -> std::process::ExitCode {
         }
     }
     cli::telemetry::init(args.log_format);
+    // Every TLS config names ring explicitly; this covers any library that asks for the default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -71,6 +71,7 @@ fn sender(address: &str, on_error: &str) -> MllpSender {
         response_timeout_ms: 300,
         on_application_error: on_error.into(),
         keep_alive: true,
+        tls: None,
     })
 }
 

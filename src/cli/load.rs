@@ -2,13 +2,15 @@
 //!
 //! Opens C connections, sends N copies of a template message (a file, or the bundled sample
 //! ORU) with a fresh MSH-10 each, stop-and-wait per connection, optionally paced to R msgs/s in
-//! total, and prints throughput and ACK latency percentiles.
+//! total, and prints throughput and ACK latency percentiles, and the time each connection took
+//! to open (TCP connect, plus the TLS handshake with `--tls-ca`: the handshake cost).
 
 use super::send::ack_code;
 use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
 use medway_connectors::mllp::MllpClient;
+use medway_connectors::tls::ClientTls;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -36,6 +38,7 @@ pub struct LoadArgs {
 
 pub async fn run(
     to: &str,
+    tls: Option<&ClientTls>,
     timeout: Duration,
     args: &LoadArgs,
     template: Option<&PathBuf>,
@@ -53,8 +56,11 @@ pub async fn run(
     let run_id = std::process::id() % 10_000;
     let started = Instant::now();
     let mut tasks = Vec::new();
+    let mut connects = Vec::with_capacity(connections as usize);
     for _ in 0..connections {
-        let mut client = MllpClient::connect(to, timeout).await?;
+        let opening = Instant::now();
+        let mut client = MllpClient::connect_over(to, tls, timeout, timeout).await?;
+        connects.push(opening.elapsed().as_secs_f64() * 1000.0);
         let next = next.clone();
         let mut message = template.clone();
         let interval = args
@@ -128,6 +134,17 @@ pub async fn run(
         pct(0.5),
         pct(0.99),
         pct(1.0)
+    );
+    connects.sort_unstable_by(f64::total_cmp);
+    let what = if tls.is_some() {
+        "connect + TLS handshake"
+    } else {
+        "connect"
+    };
+    println!(
+        "{what} ms: p50 {:.2}  max {:.2}",
+        connects.get(connects.len() / 2).copied().unwrap_or(0.0),
+        connects.last().copied().unwrap_or(0.0)
     );
     println!("refused (not AA/CA): {refused}, connection failures: {failed}");
     Ok(if refused == 0 && failed == 0 {

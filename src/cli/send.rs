@@ -6,6 +6,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
 use medway_connectors::mllp::MllpClient;
+use medway_connectors::tls::{ClientTls, ClientTlsSettings};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -24,13 +25,58 @@ pub struct SendArgs {
     #[arg(long, short)]
     pub verbose: bool,
     #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
     pub load: LoadArgs,
+}
+
+/// TLS to the listener: on when `--tls-ca` is given.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// Connect over TLS, trusting the CA certificates in this PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_ca", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Name the server certificate must carry (default: the host in --to).
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
+    pub tls_server_name: Option<String>,
+}
+
+impl TlsArgs {
+    /// The client TLS config, or `None` for plain TCP.
+    pub fn client(&self) -> anyhow::Result<Option<ClientTls>> {
+        if self.tls_ca.is_none() {
+            return Ok(None);
+        }
+        let settings = ClientTlsSettings {
+            ca_file: self.tls_ca.clone(),
+            cert_file: self.tls_cert.clone(),
+            key_file: self.tls_key.clone(),
+            server_name: self.tls_server_name.clone(),
+        };
+        ClientTls::from_settings(&settings)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("TLS: {e}"))
+    }
 }
 
 pub async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
     let timeout = Duration::from_secs(args.timeout);
+    let tls = args.tls.client()?;
     if args.load.count.is_some() {
-        return load::run(&args.to, timeout, &args.load, args.files.first()).await;
+        return load::run(
+            &args.to,
+            tls.as_ref(),
+            timeout,
+            &args.load,
+            args.files.first(),
+        )
+        .await;
     }
     if args.files.is_empty() {
         anyhow::bail!("nothing to send: give files or folders, or --count N for load");
@@ -39,7 +85,7 @@ pub async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
     for path in &args.files {
         collect_files(path, &mut files)?;
     }
-    let mut client = MllpClient::connect(&args.to, timeout).await?;
+    let mut client = MllpClient::connect_over(&args.to, tls.as_ref(), timeout, timeout).await?;
     let (mut accepted, mut refused) = (0usize, 0usize);
     for file in files {
         let bytes = Bytes::from(

@@ -9,14 +9,18 @@
 //! connect_timeout_ms = 5000
 //! response_timeout_ms = 10000
 //! on_application_error = "retry"   # AE/CE: "retry" (default) or "error"
+//! # optional TLS: ca_file = the peer's CA (else the system's); cert/key = mutual TLS
+//! tls = { ca_file = "ca.pem", cert_file = "client.pem", key_file = "client.key", server_name = "lab" }
 //! ```
 //! Invariants: an ACK counts only if its MSA-2 equals the MSH-10 just sent — a late or
 //! mismatched ACK is never taken for another message; after a timeout or a mismatch the
 //! connection is closed before anything is retried, so a stale ACK can never arrive on the
 //! connection used for the next message. AA/CA → sent; AE/CE → retry or error (setting);
-//! AR/CR → error. Never logs a message body.
+//! AR/CR → error, except with ERR-3 207 (the peer's own trouble: store down, rate limit), which
+//! asks for a resend and is retried. Never logs a message body.
 
 use crate::mllp::{ClientError, MllpClient};
+use crate::tls::{ClientTls, ClientTlsSettings};
 use async_trait::async_trait;
 use bytes::Bytes;
 use medway_engine::config::{ConnectorSpec, SettingsError};
@@ -43,6 +47,8 @@ pub struct MllpSenderSettings {
     /// Keep the connection open between messages (default) or close it after each ACK.
     #[serde(default = "default_true")]
     pub keep_alive: bool,
+    /// `tls = { ca_file, cert_file, key_file, server_name }`: connect over TLS.
+    pub tls: Option<ClientTlsSettings>,
 }
 
 fn default_connect_timeout() -> u64 {
@@ -61,6 +67,10 @@ fn default_true() -> bool {
 impl MllpSenderSettings {
     pub fn from_spec(spec: &ConnectorSpec) -> Result<Self, SettingsError> {
         let settings: Self = spec.parse()?;
+        if let Some(tls) = &settings.tls {
+            // Reads the files now so a bad path is a settings error at start, not at first send.
+            ClientTls::from_settings(tls).map_err(in_tls_table)?;
+        }
         if !settings.address.contains(':') {
             return Err(SettingsError::new(format!(
                 "`address` must be host:port, got {:?}",
@@ -78,15 +88,36 @@ impl MllpSenderSettings {
     }
 }
 
+fn in_tls_table(e: SettingsError) -> SettingsError {
+    let key = e
+        .key
+        .as_deref()
+        .map_or("tls".to_string(), |k| format!("tls.{k}"));
+    SettingsError {
+        key: Some(key),
+        ..e
+    }
+}
+
 pub struct MllpSender {
     settings: MllpSenderSettings,
+    /// Built once; `None` when the settings have no `tls` (or, after `from_spec` checked them,
+    /// could not be rebuilt — then every send fails with the reason instead of going plain).
+    tls: Result<Option<ClientTls>, String>,
     connection: Mutex<Option<MllpClient>>,
 }
 
 impl MllpSender {
     pub fn new(settings: MllpSenderSettings) -> Self {
+        let tls = match &settings.tls {
+            None => Ok(None),
+            Some(tls) => ClientTls::from_settings(tls)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+        };
         Self {
             settings,
+            tls,
             connection: Mutex::new(None),
         }
     }
@@ -118,6 +149,9 @@ impl MllpSender {
             "AE" | "CE" if self.settings.on_application_error == "retry" => {
                 Err(Judgement::Retry(reason(&code)))
             }
+            "AR" | "CR" if ack.get("ERR-3.1").unwrap_or_default() == "207" => {
+                Err(Judgement::Retry(reason(&code)))
+            }
             "AE" | "CE" | "AR" | "CR" => Err(Judgement::Never(reason(&code))),
             other => Err(Judgement::CloseAndRetry(format!(
                 "unknown ACK code {other:?}"
@@ -143,8 +177,13 @@ impl Destination for MllpSender {
         };
         let mut slot = self.connection.lock().await;
         if slot.is_none() {
-            let client = MllpClient::connect_with(
+            let tls = self
+                .tls
+                .as_ref()
+                .map_err(|e| DeliveryError::never(e.clone()))?;
+            let client = MllpClient::connect_over(
                 &self.settings.address,
+                tls.as_ref(),
                 Duration::from_millis(self.settings.connect_timeout_ms),
                 Duration::from_millis(self.settings.response_timeout_ms),
             )

@@ -1,17 +1,30 @@
 //! A stop-and-wait MLLP client: send one framed message, wait for one framed reply.
-//! Used by `medway send` (and its load mode) and by the MLLP sender destination.
+//! Used by `medway send` (and its load mode) and by the MLLP sender destination, over plain TCP
+//! or TLS (`crate::tls::ClientTls`).
 
 use super::codec::{MllpCodec, MllpCodecError};
+use crate::tls::ClientTls;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
+
+/// A byte stream the client can frame: plain TCP or TLS over it. Boxed so `MllpClient` has one
+/// type either way (one indirection per read/write, nothing next to the network round trip).
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot connect to {address}: {source}")]
     Connect {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("TLS handshake with {address} failed: {source}")]
+    Tls {
         address: String,
         source: std::io::Error,
     },
@@ -24,7 +37,7 @@ pub enum ClientError {
 }
 
 pub struct MllpClient {
-    framed: Framed<TcpStream, MllpCodec>,
+    framed: Framed<Box<dyn Stream>, MllpCodec>,
     timeout: Duration,
 }
 
@@ -39,18 +52,47 @@ impl MllpClient {
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
-        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(address))
+        Self::connect_over(address, None, connect_timeout, timeout).await
+    }
+
+    /// Connects over plain TCP (`tls` = `None`) or TLS. `connect_timeout` bounds the TCP
+    /// connect and the handshake together.
+    pub async fn connect_over(
+        address: &str,
+        tls: Option<&ClientTls>,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let stream = tokio::time::timeout(connect_timeout, Self::open(address, tls))
             .await
-            .map_err(|_| ClientError::Timeout(connect_timeout))?
+            .map_err(|_| ClientError::Timeout(connect_timeout))??;
+        Ok(Self {
+            framed: Framed::new(stream, MllpCodec::new(64 * 1024 * 1024)),
+            timeout,
+        })
+    }
+
+    async fn open(address: &str, tls: Option<&ClientTls>) -> Result<Box<dyn Stream>, ClientError> {
+        let stream = TcpStream::connect(address)
+            .await
             .map_err(|source| ClientError::Connect {
                 address: address.to_string(),
                 source,
             })?;
         let _ = stream.set_nodelay(true);
-        Ok(Self {
-            framed: Framed::new(stream, MllpCodec::new(64 * 1024 * 1024)),
-            timeout,
-        })
+        match tls {
+            None => Ok(Box::new(stream)),
+            Some(tls) => {
+                let stream =
+                    tls.connect(stream, address)
+                        .await
+                        .map_err(|source| ClientError::Tls {
+                            address: address.to_string(),
+                            source,
+                        })?;
+                Ok(Box::new(stream))
+            }
+        }
     }
 
     /// Sends one message and returns the reply frame's payload.

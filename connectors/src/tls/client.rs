@@ -201,8 +201,7 @@ impl ClientTls {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
             .map_err(|e| SettingsError::new(format!("TLS set-up failed: {e}")))?;
-        let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match &settings
-            .ca_file
+        let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match &settings.ca_file
         {
             Some(path) => {
                 let mut roots = rustls::RootCertStore::empty();
@@ -219,15 +218,15 @@ impl ClientTls {
                 .build()
                 .map_err(|e| SettingsError::new(format!("TLS set-up failed: {e}")).key("ca_file"))?
             }
-            None => Arc::new(
-                rustls_platform_verifier::Verifier::new(provider).map_err(|error| {
+            None => Arc::new(rustls_platform_verifier::Verifier::new(provider).map_err(
+                |error| {
                     SettingsError::new(format!(
                         "cannot load the system's trusted certificates: {error}"
                     ))
                     .key("ca_file")
                     .hint("name the peer's CA in `ca_file`")
-                })?,
-            ),
+                },
+            )?),
         };
         let builder = builder
             .dangerous()
@@ -258,8 +257,10 @@ impl ClientTls {
         let server_name = match &settings.server_name {
             None => None,
             Some(name) => Some(ServerName::try_from(name.clone()).map_err(|e| {
-                SettingsError::new(format!("`tls.server_name` {name:?} is not a DNS name or IP: {e}"))
-                    .key("server_name")
+                SettingsError::new(format!(
+                    "`tls.server_name` {name:?} is not a DNS name or IP: {e}"
+                ))
+                .key("server_name")
             })?),
         };
         Ok(Self {

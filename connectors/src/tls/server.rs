@@ -21,8 +21,8 @@ use medway_engine::config::SettingsError;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DistinguishedName, RootCertStore, ServerConfig};
 use serde::Deserialize;
 use std::fmt;
@@ -112,8 +112,12 @@ impl TlsError {
 impl From<TlsError> for SettingsError {
     fn from(error: TlsError) -> Self {
         let hint = match error.key {
-            "key_file" => "a PEM file with one PKCS#8, PKCS#1 (RSA) or SEC1 (EC) private key matching cert_file",
-            _ => "a PEM file with `-----BEGIN CERTIFICATE-----` blocks (certs/make-dev-certs.sh makes a development set)",
+            "key_file" => {
+                "a PEM file with one PKCS#8, PKCS#1 (RSA) or SEC1 (EC) private key matching cert_file"
+            }
+            _ => {
+                "a PEM file with `-----BEGIN CERTIFICATE-----` blocks (certs/make-dev-certs.sh makes a development set)"
+            }
         };
         SettingsError::new(error.to_string())
             .key(error.key)
@@ -380,7 +384,10 @@ mod tests {
     fn missing_cert_file_names_the_setting_and_file() {
         let error = ServerTls::load(&settings()).unwrap_err();
         assert_eq!(error.key, "cert_file");
-        assert!(error.to_string().contains("/nonexistent/server.pem"), "{error}");
+        assert!(
+            error.to_string().contains("/nonexistent/server.pem"),
+            "{error}"
+        );
         let settings_error = SettingsError::from(error);
         assert_eq!(settings_error.key.as_deref(), Some("cert_file"));
     }
