@@ -15,8 +15,10 @@ mod observation;
 mod outcome;
 mod path;
 mod validate;
+mod vitals;
 
 pub use error::FhirError;
 pub use observation::{FhirObservation, Subject, observations};
 pub use outcome::operation_outcome;
 pub use validate::{ResourceSummary, validate};
+pub use vitals::{Coding, VitalSign, VitalSignsInput, VitalStatus, VitalValue, vital_signs_bundle};
