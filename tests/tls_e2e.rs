@@ -266,7 +266,83 @@ fn dev_certificates_give_a_tls_and_mutual_tls_handshake_and_an_aa() {
     let ack = send_once(port, config, "TLS1").expect("an ACK over mutual TLS");
     assert_eq!(msa(&ack), "MSA|AA|TLS1");
     assert_eq!(stored_ids(&engine), vec!["TLS1".to_string()]);
+
+    // `medway send` over mutual TLS: one file, then load mode reporting the handshake time.
+    let to = format!("127.0.0.1:{port}");
+    let tls_args = [
+        "--tls-ca",
+        &certs.path("ca.pem").display().to_string(),
+        "--tls-cert",
+        &certs.path("client.pem").display().to_string(),
+        "--tls-key",
+        &certs.path("client.key").display().to_string(),
+        "--tls-server-name",
+        "localhost",
+    ]
+    .map(String::from);
+    let message = dir.path().join("one.hl7");
+    std::fs::write(&message, oru("CLI1", "2.5.1", "", "", "M1")).unwrap();
+    let mut args = vec!["send", "--to", &to, message.to_str().unwrap()];
+    args.extend(tls_args.iter().map(String::as_str));
+    let out = engine.medway(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("MSA|AA|CLI1"),
+        "{stdout}"
+    );
+    let mut args = vec!["send", "--to", &to, "--count", "20", "--connections", "4"];
+    args.extend(tls_args.iter().map(String::as_str));
+    let out = engine.medway(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("sent 20 messages over 4 connection(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("connect + TLS handshake ms: p50"),
+        "{stdout}"
+    );
+    assert_eq!(stored_ids(&engine).len(), 22);
+    // Without a client certificate the same command is refused.
+    let out = engine.medway(&[
+        "send",
+        "--to",
+        &to,
+        "--tls-ca",
+        &certs.path("ca.pem").display().to_string(),
+        message.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(stored_ids(&engine).len(), 22);
     assert!(!engine.log().contains("panicked"));
+}
+
+#[test]
+fn a_missing_certificate_file_is_a_config_error_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("channels")).unwrap();
+    let tls = tls_table(
+        Path::new("/nonexistent/server.pem"),
+        Path::new("/nonexistent/server.key"),
+        "",
+    );
+    std::fs::write(
+        dir.path().join("channels/test.toml"),
+        tls_channel(free_port(), "", &tls),
+    )
+    .unwrap();
+    let out = medway_in(dir.path(), &["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("tls.cert_file") && stdout.contains("/nonexistent/server.pem"),
+        "{stdout}"
+    );
 }
 
 #[test]

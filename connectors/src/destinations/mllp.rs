@@ -20,7 +20,7 @@
 //! asks for a resend and is retried. Never logs a message body.
 
 use crate::mllp::{ClientError, MllpClient};
-use crate::tls::{ClientTls, ClientTlsSettings};
+use crate::tls::{ClientTls, ClientTlsSettings, in_tls_table};
 use async_trait::async_trait;
 use bytes::Bytes;
 use medway_engine::config::{ConnectorSpec, SettingsError};
@@ -85,17 +85,6 @@ impl MllpSenderSettings {
             .key("on_application_error"));
         }
         Ok(settings)
-    }
-}
-
-fn in_tls_table(e: SettingsError) -> SettingsError {
-    let key = e
-        .key
-        .as_deref()
-        .map_or("tls".to_string(), |k| format!("tls.{k}"));
-    SettingsError {
-        key: Some(key),
-        ..e
     }
 }
 

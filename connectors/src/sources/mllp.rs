@@ -16,7 +16,7 @@
 
 use crate::mllp::{MllpCodec, MllpCodecError, refusal};
 use crate::rate_limit::{KeyedRateLimiter, RateLimitSettings};
-use crate::tls::{ServerTls, ServerTlsSettings, subject};
+use crate::tls::{ServerTls, ServerTlsSettings, in_tls_table, subject};
 use async_trait::async_trait;
 use futures::{SinkExt, StreamExt};
 use medway_engine::channel::ChannelHandle;
@@ -89,21 +89,11 @@ impl MllpSourceSettings {
             limit.validate()?;
         }
         if let Some(tls) = &settings.tls {
-            let in_table = |e: SettingsError| {
-                let key = e
-                    .key
-                    .as_deref()
-                    .map_or("tls".to_string(), |k| format!("tls.{k}"));
-                SettingsError {
-                    key: Some(key),
-                    ..e
-                }
-            };
-            tls.validate().map_err(in_table)?;
+            tls.validate().map_err(in_tls_table)?;
             settings.loaded_tls = Some(
                 ServerTls::load(tls)
                     .map_err(SettingsError::from)
-                    .map_err(in_table)?,
+                    .map_err(in_tls_table)?,
             );
         }
         Ok(settings)

@@ -14,3 +14,22 @@ pub mod subject;
 
 pub use client::{ClientTls, ClientTlsSettings};
 pub use server::{ServerTls, ServerTlsSettings, TlsError};
+
+use medway_engine::config::SettingsError;
+
+/// Re-homes an error about a key of the `tls` table (`cert_file`) to the table itself: the
+/// message names `tls.cert_file`, and the location is the `tls = {…}` line (or the source's
+/// table when `[source.tls]` is its own table).
+pub fn in_tls_table(error: SettingsError) -> SettingsError {
+    let message = match &error.key {
+        Some(key) if !error.message.starts_with("tls.") && !error.message.contains("`tls.") => {
+            format!("tls.{key}: {}", error.message)
+        }
+        _ => error.message,
+    };
+    SettingsError {
+        message,
+        key: Some("tls".to_string()),
+        hint: error.hint,
+    }
+}
