@@ -30,7 +30,9 @@ pub fn api_key(command: ApiKeyCommand) -> anyhow::Result<ExitCode> {
             println!("key:  {key}");
             println!("hash: {}", hash_api_key(&key));
             println!();
-            println!("Give the key to the client (Authorization: Bearer <key> or X-API-Key: <key>)");
+            println!(
+                "Give the key to the client (Authorization: Bearer <key> or X-API-Key: <key>)"
+            );
             println!("and add the hash to the channel's [source]:");
             println!("  api_keys = [\"{}\"]", hash_api_key(&key));
         }

@@ -68,7 +68,10 @@ mod tests {
     #[test]
     fn hash_round_trips_and_verifies() {
         let hash = hash_api_key("s3cret");
-        assert!(hash.starts_with("sha256:") && hash.len() == 7 + 64, "{hash}");
+        assert!(
+            hash.starts_with("sha256:") && hash.len() == 7 + 64,
+            "{hash}"
+        );
         let parsed = parse_key_hash(&hash).expect("parses");
         let keys = ApiKeys::new(vec![[7u8; 32], parsed]);
         assert_eq!(keys.verify("s3cret"), Some(parsed));

@@ -268,9 +268,10 @@ impl Handler {
             );
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            answer
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(STORE_RETRY_AFTER_SECS));
+            answer.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(STORE_RETRY_AFTER_SECS),
+            );
         }
         answer
     }
@@ -350,9 +351,12 @@ fn fhir_answer(reply: Reply, bundle: bool) -> Answer {
             "informational",
             &format!("stored as message {id}"),
         ),
-        (ReplyOutcome::Invalid(reason), _) => {
-            outcome_answer(StatusCode::UNPROCESSABLE_ENTITY, "error", "invalid", &reason)
-        }
+        (ReplyOutcome::Invalid(reason), _) => outcome_answer(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "error",
+            "invalid",
+            &reason,
+        ),
         (ReplyOutcome::Rejected(reason), _) => {
             outcome_answer(StatusCode::BAD_REQUEST, "error", "processing", &reason)
         }
@@ -364,9 +368,10 @@ fn fhir_answer(reply: Reply, bundle: bool) -> Answer {
                 "transient",
                 "message not stored (store unavailable); resend later",
             );
-            answer
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(STORE_RETRY_AFTER_SECS));
+            answer.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(STORE_RETRY_AFTER_SECS),
+            );
             answer
         }
     }
@@ -411,9 +416,10 @@ fn unavailable() -> Answer {
         StatusCode::SERVICE_UNAVAILABLE,
         "message not stored (store unavailable); resend later",
     );
-    answer
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(STORE_RETRY_AFTER_SECS));
+    answer.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(STORE_RETRY_AFTER_SECS),
+    );
     answer
 }
 
@@ -442,11 +448,26 @@ mod tests {
 
     #[test]
     fn content_types_ignore_parameters_and_case() {
-        assert_eq!(declared(&headers("x-application/hl7-v2+er7")), Some(Declared::Hl7));
-        assert_eq!(declared(&headers("Application/HL7-v2; charset=UTF-8")), Some(Declared::Hl7));
-        assert_eq!(declared(&headers("text/plain;charset=us-ascii")), Some(Declared::Hl7));
-        assert_eq!(declared(&headers("application/fhir+json; fhirVersion=4.0")), Some(Declared::Fhir));
-        assert_eq!(declared(&headers("application/json; charset=utf-8")), Some(Declared::Json));
+        assert_eq!(
+            declared(&headers("x-application/hl7-v2+er7")),
+            Some(Declared::Hl7)
+        );
+        assert_eq!(
+            declared(&headers("Application/HL7-v2; charset=UTF-8")),
+            Some(Declared::Hl7)
+        );
+        assert_eq!(
+            declared(&headers("text/plain;charset=us-ascii")),
+            Some(Declared::Hl7)
+        );
+        assert_eq!(
+            declared(&headers("application/fhir+json; fhirVersion=4.0")),
+            Some(Declared::Fhir)
+        );
+        assert_eq!(
+            declared(&headers("application/json; charset=utf-8")),
+            Some(Declared::Json)
+        );
         assert_eq!(declared(&headers("application/xml")), None);
         assert_eq!(declared(&HeaderMap::new()), None);
     }
@@ -457,6 +478,9 @@ mod tests {
         assert_eq!(outcome["resourceType"], "OperationOutcome");
         assert_eq!(outcome["issue"][0]["severity"], "error");
         assert_eq!(outcome["issue"][0]["code"], "invalid");
-        assert_eq!(outcome["issue"][0]["diagnostics"], "Patient.gender: unknown code");
+        assert_eq!(
+            outcome["issue"][0]["diagnostics"],
+            "Patient.gender: unknown code"
+        );
     }
 }

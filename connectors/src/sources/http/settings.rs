@@ -71,11 +71,12 @@ impl HttpSourceSettings {
             .hint("e.g. listen = \"127.0.0.1:8080\" or \"0.0.0.0:8443\""));
         }
         if !self.path.starts_with('/') || self.path.contains(['?', '#']) {
-            return Err(
-                SettingsError::new(format!("`path` must start with '/', got {:?}", self.path))
-                    .key("path")
-                    .hint("e.g. path = \"/hl7\" (no query string)"),
-            );
+            return Err(SettingsError::new(format!(
+                "`path` must start with '/', got {:?}",
+                self.path
+            ))
+            .key("path")
+            .hint("e.g. path = \"/hl7\" (no query string)"));
         }
         self.api_keys()?;
         if self.max_body_bytes == 0 {
