@@ -40,7 +40,10 @@ async fn peer() -> (String, Arc<AtomicUsize>) {
                     };
                     let (outcome, answer_for) = match id.split('-').next().unwrap() {
                         "AE" => (Outcome::Error(error), id.clone()),
-                        "AR" => (Outcome::Reject(error), id.clone()),
+                        "AR" => (Outcome::Reject(AckError { code: 200, ..error }), id.clone()),
+                        // AR with ERR-3 207: the peer could not take it now (store down, rate
+                        // limit) and asks for a resend.
+                        "RESEND" => (Outcome::Reject(error), id.clone()),
                         "WRONG" => (Outcome::Accept, "SOMEONE-ELSE".to_string()),
                         "SILENT" => continue,
                         "LATE" => {
@@ -126,6 +129,16 @@ async fn ae_retries_or_errors_by_setting_and_ar_errors() {
         .unwrap_err();
     assert_eq!(e.retry, Retry::Never);
     assert!(e.reason.contains("AR"), "{}", e.reason);
+    let e = sender(&address, "error")
+        .send(&delivery("RESEND-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.retry,
+        Retry::Later,
+        "AR with ERR 207 is retried: {}",
+        e.reason
+    );
 }
 
 #[tokio::test]

@@ -138,7 +138,11 @@ impl MllpSender {
             "AE" | "CE" if self.settings.on_application_error == "retry" => {
                 Err(Judgement::Retry(reason(&code)))
             }
-            "AR" | "CR" if ack.get("ERR-3.1").unwrap_or_default() == "207" => {
+            // ERR-3 from v2.5 on; before that the code sits in ERR-1.4.
+            "AR" | "CR"
+                if ack.get("ERR-3.1").unwrap_or_default() == "207"
+                    || ack.get("ERR-1.4.1").unwrap_or_default() == "207" =>
+            {
                 Err(Judgement::Retry(reason(&code)))
             }
             "AE" | "CE" | "AR" | "CR" => Err(Judgement::Never(reason(&code))),
