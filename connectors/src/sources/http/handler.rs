@@ -377,16 +377,8 @@ fn fhir_answer(reply: Reply, bundle: bool) -> Answer {
     }
 }
 
-/// A FHIR R4 OperationOutcome with one issue.
-pub(super) fn operation_outcome(severity: &str, code: &str, diagnostics: &str) -> Value {
-    json!({
-        "resourceType": "OperationOutcome",
-        "issue": [{ "severity": severity, "code": code, "diagnostics": diagnostics }]
-    })
-}
-
 fn outcome_answer(status: StatusCode, severity: &str, code: &str, diagnostics: &str) -> Answer {
-    let body = operation_outcome(severity, code, diagnostics).to_string();
+    let body = medway_fhir::operation_outcome(severity, code, diagnostics, None).to_string();
     let mut answer = Response::new(Full::new(Bytes::from(body)));
     *answer.status_mut() = status;
     answer.headers_mut().insert(
@@ -472,9 +464,23 @@ mod tests {
         assert_eq!(declared(&HeaderMap::new()), None);
     }
 
-    #[test]
-    fn operation_outcome_shape() {
-        let outcome = operation_outcome("error", "invalid", "Patient.gender: unknown code");
+    #[tokio::test]
+    async fn fhir_answers_carry_an_operation_outcome() {
+        let answer = outcome_answer(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "error",
+            "invalid",
+            "Patient.gender: unknown code",
+        );
+        assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(answer.headers()[header::CONTENT_TYPE], FHIR_CONTENT_TYPE);
+        let body = answer
+            .into_body()
+            .collect()
+            .await
+            .expect("full body")
+            .to_bytes();
+        let outcome: Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(outcome["resourceType"], "OperationOutcome");
         assert_eq!(outcome["issue"][0]["severity"], "error");
         assert_eq!(outcome["issue"][0]["code"], "invalid");
