@@ -9,6 +9,7 @@ use crate::destinations::postgres::{PostgresSettings, PostgresWriter};
 use crate::destinations::rabbitmq::{RabbitMqPublisher, RabbitMqSettings};
 use crate::destinations::scoring::{ScoringDestination, ScoringSetup};
 use crate::destinations::webhook::{WebhookSender, WebhookSettings};
+use crate::sources::folder::{FolderSettings, FolderSource};
 use crate::sources::http::{HttpListener, HttpSourceSettings};
 use crate::sources::internal::{InternalSettings, InternalSource};
 use crate::sources::mllp::{MllpListener, MllpSourceSettings};
@@ -16,7 +17,7 @@ use medway_engine::config::{ConfigError, ConnectorSpec, SettingsError, closest_k
 use medway_engine::connector::{ConnectorContext, ConnectorFactory, Destination, Source};
 use std::sync::Arc;
 
-pub const SOURCE_KINDS: &[&str] = &["mllp", "http", "internal"];
+pub const SOURCE_KINDS: &[&str] = &["mllp", "http", "folder", "internal"];
 pub const DESTINATION_KINDS: &[&str] = &[
     "file", "mllp", "channel", "scoring", "http", "postgres", "rabbitmq", "email", "webhook",
 ];
@@ -36,6 +37,10 @@ impl ConnectorFactory for Registry {
                 let settings = HttpSourceSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
                 let listener = HttpListener::new(settings).map_err(|e| spec.locate(e))?;
                 Ok(Box::new(listener))
+            }
+            "folder" => {
+                let settings = FolderSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
+                Ok(Box::new(FolderSource::new(settings)))
             }
             "internal" => {
                 InternalSettings::from_spec(spec).map_err(|e| spec.locate(e))?;

@@ -1,5 +1,6 @@
 //! Sources: where messages come from.
 
+pub mod folder;
 pub mod http;
 pub mod internal;
 pub mod mllp;

@@ -456,10 +456,16 @@ async fn origin_duplicates_collapse(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(ids.len(), 6, "one answer per request: {ids:?}");
-    assert_eq!(ids[0], first[0], "a known origin answers with the existing id");
+    assert_eq!(
+        ids[0], first[0],
+        "a known origin answers with the existing id"
+    );
     assert_eq!(ids[1], ids[2], "duplicates inside one batch collapse");
     assert!(ids[1] > first[0]);
-    assert_ne!(ids[3], ids[4], "messages without an origin are never collapsed");
+    assert_ne!(
+        ids[3], ids[4],
+        "messages without an origin are never collapsed"
+    );
     assert!(!ids[..5].contains(&ids[5]), "origins are per channel");
     assert_eq!(count_in(&store, "c1").await, 4);
     assert_eq!(count_in(&store, "c2").await, 1);

@@ -139,12 +139,13 @@ impl Store for PostgresStore {
             let Some(id) = inserted else {
                 // Another node may have committed it since this statement began: READ
                 // COMMITTED gives this new statement a fresh snapshot that sees it.
-                let existing: i64 =
-                    sqlx::query_scalar("SELECT id FROM messages WHERE channel = $1 AND origin = $2")
-                        .bind(&*m.channel)
-                        .bind(m.origin.as_deref())
-                        .fetch_one(&mut *tx)
-                        .await?;
+                let existing: i64 = sqlx::query_scalar(
+                    "SELECT id FROM messages WHERE channel = $1 AND origin = $2",
+                )
+                .bind(&*m.channel)
+                .bind(m.origin.as_deref())
+                .fetch_one(&mut *tx)
+                .await?;
                 ids.push(existing);
                 continue;
             };

@@ -1,0 +1,364 @@
+//! The folder source end to end, through the real `medway` binary: files dropped while the
+//! engine is down, half-written files, batches, garbage, and a SIGKILL in the middle of a big
+//! file (every message stored exactly once, on SQLite and on PostgreSQL).
+
+mod support;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::*;
+
+const STABLE: &str = "stable_ms = 400\n";
+
+/// The corpus batch: FHS, two batches, three ADT^A04 messages, FTS.
+const BATCH: &str = "tests/corpus/hl7/multi/pyhl7_fhs-bhs_v25_file-2-batches-3-messages.hl7";
+
+/// A folder channel `test` reading `inbox/`, plus an MLLP channel `ping` on `port`: the support
+/// module knows a started engine by its listening port.
+/// `extra` must set `stable_ms`.
+fn start(dir: &Path, port: u16, store: &str, extra: &str) -> Engine {
+    std::fs::create_dir_all(dir.join("channels")).unwrap();
+    std::fs::write(dir.join("channels/ping.toml"), channel_toml(port, "")).unwrap();
+    let folder = format!(
+        r#"
+[source]
+kind = "folder"
+path = "inbox"
+poll_interval_ms = 100
+{extra}
+[[destination]]
+name = "archive"
+kind = "file"
+directory = "out"
+filename = "{{message_id}}-{{delivery_id}}.hl7"
+"#
+    );
+    Engine::start(dir, &folder, port, store)
+}
+
+fn sqlite(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("medway.db").display())
+}
+
+/// The `test` channel's stored messages, oldest first.
+fn stored(engine: &Engine) -> Vec<serde_json::Value> {
+    let mut all: Vec<_> = engine
+        .messages()
+        .into_iter()
+        .filter(|m| m["channel"] == "test")
+        .collect();
+    all.reverse();
+    all
+}
+
+fn show(engine: &Engine, id: &serde_json::Value) -> serde_json::Value {
+    let out = engine.medway(&[
+        "messages",
+        "show",
+        &id.to_string(),
+        "--json",
+        "--store",
+        &engine.store,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("show --json")
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn adt(control_id: &str) -> String {
+    format!(
+        "MSH|^~\\&|REG|HOSP|MEDWAY|HOSP|20240501103000||ADT^A01|{control_id}|P|2.5.1\r\
+         PID|1||MRN{control_id}^^^HOSP||TEST^PATIENT||19600101|F\r\
+         PV1|1|I|WARD7^12^A^HOSP\r"
+    )
+}
+
+#[test]
+fn files_dropped_while_down_are_ingested_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let single = adt("DOWN-1");
+    std::fs::write(inbox.join("a.hl7"), &single).unwrap();
+    let batch = std::fs::read(BATCH).expect("corpus batch");
+    std::fs::write(inbox.join("b.hl7"), &batch).unwrap();
+    // Never read: an in-progress name, a hidden file, an extension not listed.
+    std::fs::write(inbox.join("c.hl7.tmp"), adt("TMP")).unwrap();
+    std::fs::write(inbox.join(".d.hl7"), adt("HIDDEN")).unwrap();
+    std::fs::write(inbox.join("e.csv"), adt("CSV")).unwrap();
+
+    let port = free_port();
+    let engine = start(dir.path(), port, &sqlite(dir.path()), STABLE);
+    eventually(20, "both files moved to processed/", || {
+        names(&inbox.join("processed")) == ["a.hl7", "b.hl7"]
+    });
+    let messages = stored(&engine);
+    assert_eq!(messages.len(), 4, "1 + the batch's 3: {messages:?}");
+    assert_eq!(messages[0]["control_id"], "DOWN-1");
+    assert!(messages.iter().all(|m| m["status"] == "accepted"));
+    // Batch messages are split like `medway hl7 inspect` does; the corpus file reuses a control
+    // id in its second batch, and both are stored (origins differ by index).
+    let batch_ids: Vec<_> = messages[1..]
+        .iter()
+        .map(|m| m["control_id"].clone())
+        .collect();
+    assert_eq!(
+        batch_ids,
+        ["12334456778890", "12334456778891", "12334456778890"]
+    );
+    // The stored message is the file, byte for byte, with its origin.
+    let first = show(&engine, &messages[0]["id"]);
+    assert_eq!(first["raw"], single);
+    let origin = first["origin"].as_str().expect("origin shown");
+    let hex = origin
+        .strip_prefix("file:")
+        .and_then(|o| o.strip_suffix(":0"))
+        .expect("file:<sha256>:<index>");
+    assert_eq!(hex.len(), 64, "{origin}");
+    assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
+    let last = show(&engine, &messages[3]["id"]);
+    assert!(last["origin"].as_str().unwrap().ends_with(":2"));
+    // Skipped names are left alone; nothing went to error/.
+    assert_eq!(names(&inbox), [".d.hl7", "c.hl7.tmp", "e.csv"]);
+    assert!(names(&inbox.join("error")).is_empty());
+}
+
+#[test]
+fn a_half_written_file_is_never_read_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let engine = start(dir.path(), port, &sqlite(dir.path()), STABLE);
+    let inbox = dir.path().join("inbox");
+
+    // A writer appending in place, pausing less than stable_ms between chunks.
+    let appended = adt("SLOW-APPEND");
+    let appender = {
+        let path = inbox.join("slow.hl7");
+        let bytes = appended.clone().into_bytes();
+        std::thread::spawn(move || {
+            let mut file = std::fs::File::create(&path).unwrap();
+            for chunk in bytes.chunks(12) {
+                file.write_all(chunk).unwrap();
+                file.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        })
+    };
+    // A writer following the rename convention, pausing longer than stable_ms.
+    let renamed = adt("TMP-THEN-RENAME");
+    let tmp = inbox.join("renamed.hl7.tmp");
+    let mut file = std::fs::File::create(&tmp).unwrap();
+    let (head, tail) = renamed.as_bytes().split_at(40);
+    file.write_all(head).unwrap();
+    file.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(stored(&engine).is_empty(), "nothing read while in progress");
+    file.write_all(tail).unwrap();
+    drop(file);
+    std::fs::rename(&tmp, inbox.join("renamed.hl7")).unwrap();
+    appender.join().unwrap();
+
+    eventually(20, "both files processed", || {
+        names(&inbox.join("processed")) == ["renamed.hl7", "slow.hl7"]
+    });
+    let messages = stored(&engine);
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    for m in &messages {
+        let raw = show(&engine, &m["id"])["raw"].clone();
+        let expected = match m["control_id"].as_str() {
+            Some("SLOW-APPEND") => &appended,
+            Some("TMP-THEN-RENAME") => &renamed,
+            other => panic!("unexpected message {other:?}"),
+        };
+        assert_eq!(raw, expected.as_str(), "the whole file was stored");
+    }
+    assert!(names(&inbox.join("error")).is_empty());
+}
+
+#[test]
+fn unreadable_files_go_to_error_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(
+        inbox.join("garbage.txt"),
+        "Dear Dr Smith, patient SECRET-42\n",
+    )
+    .unwrap();
+    std::fs::write(inbox.join("broken.json"), "{\"name\": \"SECRET-43\", ").unwrap();
+    std::fs::write(inbox.join("huge.hl7"), adt("HUGE").repeat(20)).unwrap();
+    // A good file beside them is still ingested.
+    std::fs::write(inbox.join("good.hl7"), adt("GOOD")).unwrap();
+    let engine = start(
+        dir.path(),
+        port,
+        &sqlite(dir.path()),
+        "stable_ms = 400\nmax_file_bytes = 2048\n",
+    );
+    let errors = inbox.join("error");
+    eventually(20, "three files in error/, one processed", || {
+        names(&errors).len() == 6 && names(&inbox.join("processed")) == ["good.hl7"]
+    });
+    assert_eq!(
+        names(&errors),
+        [
+            "broken.json",
+            "broken.json.reason",
+            "garbage.txt",
+            "garbage.txt.reason",
+            "huge.hl7",
+            "huge.hl7.reason"
+        ]
+    );
+    let reason = |name: &str| std::fs::read_to_string(errors.join(name)).unwrap();
+    assert!(
+        reason("garbage.txt.reason").starts_with("not an HL7 v2 file"),
+        "{}",
+        reason("garbage.txt.reason")
+    );
+    assert!(reason("broken.json.reason").starts_with("not a valid JSON document"));
+    assert!(reason("huge.hl7.reason").contains("max_file_bytes = 2048"));
+    for name in ["garbage.txt.reason", "broken.json.reason"] {
+        assert!(
+            !reason(name).contains("SECRET"),
+            "reasons never quote the file"
+        );
+    }
+    assert!(
+        !engine.log().contains("SECRET"),
+        "logs never quote the file"
+    );
+    let messages = stored(&engine);
+    assert_eq!(
+        messages.len(),
+        1,
+        "only the good file is stored: {messages:?}"
+    );
+    assert_eq!(messages[0]["control_id"], "GOOD");
+}
+
+/// Drops a big multi-message file, SIGKILLs the engine while it is being ingested, restarts:
+/// every message is stored exactly once and the file ends in processed/.
+fn killed_mid_file_stores_each_message_once(dir: &Path, store: &str) {
+    const N: usize = 4000;
+    let port = free_port();
+    let mut engine = start(dir, port, store, "stable_ms = 100\n");
+    let inbox = dir.join("inbox");
+    let mut file = String::new();
+    for i in 0..N {
+        file.push_str(&adt(&format!("K{i:05}")));
+    }
+    let tmp = inbox.join("big.hl7.tmp");
+    std::fs::write(&tmp, &file).unwrap();
+    std::fs::rename(&tmp, inbox.join("big.hl7")).unwrap();
+
+    // Kill once some (not all) messages are stored.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = engine.medway(&[
+            "messages",
+            "list",
+            "--json",
+            "--channel",
+            "test",
+            "--limit",
+            "1",
+            "--store",
+            store,
+        ]);
+        if !out.stdout.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing ingested; log:\n{}",
+            engine.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    engine.kill();
+    let before = stored(&engine).len();
+    assert!(
+        before > 0 && before < N && inbox.join("big.hl7").exists(),
+        "the kill must land mid-file (stored {before} of {N}); make the file bigger"
+    );
+
+    let engine = Engine::restart_in(dir, port, store);
+    eventually(120, "the big file moved to processed/", || {
+        names(&inbox.join("processed")) == ["big.hl7"]
+    });
+    let messages = stored(&engine);
+    let ids: Vec<&str> = messages
+        .iter()
+        .map(|m| m["control_id"].as_str().unwrap_or(""))
+        .collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), N, "every message stored");
+    assert_eq!(ids.len(), N, "none twice (stored {before} before the kill)");
+    let in_order: Vec<String> = (0..N).map(|i| format!("K{i:05}")).collect();
+    assert_eq!(ids, in_order, "stored in file order");
+    // Each message was delivered once too: one delivery (one file) per stored message.
+    eventually(60, "every message delivered", || {
+        std::fs::read_dir(dir.join("out")).map_or(0, |d| d.count()) == N
+    });
+}
+
+#[test]
+fn sigkill_mid_file_then_restart_stores_every_message_once() {
+    let dir = tempfile::tempdir().unwrap();
+    killed_mid_file_stores_each_message_once(dir.path(), &sqlite(dir.path()));
+}
+
+fn pg_url() -> String {
+    std::env::var("MEDWAY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .arg(pg_url())
+        .args(["-X", "-q", "-c", sql])
+        .output()
+        .expect("psql must be installed for this test");
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn sigkill_mid_file_then_restart_stores_every_message_once_on_postgres() {
+    let schema = format!("medway_folder_{}", std::process::id());
+    psql(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    ));
+    let sep = if pg_url().contains('?') { '&' } else { '?' };
+    let store = format!("{}{sep}options=-c%20search_path%3D{schema}", pg_url());
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().to_path_buf();
+    killed_mid_file_stores_each_message_once(&path, &store);
+    psql(&format!("DROP SCHEMA {schema} CASCADE"));
+}
