@@ -145,8 +145,13 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(limiter.check(&peer), Ok(()));
         }
-        let wait = limiter.check(&peer).expect_err("fourth request is over the burst");
-        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1), "{wait:?}");
+        let wait = limiter
+            .check(&peer)
+            .expect_err("fourth request is over the burst");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
     }
 
     #[test]
