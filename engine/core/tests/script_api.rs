@@ -38,7 +38,7 @@ fn runtime_error(source: &str) -> ScriptError {
     );
     // A failed step leaves the message as it was before the failing call.
     assert_eq!(
-        script_run.message().encode(),
+        script_run.message().unwrap().encode(),
         Bytes::from_static(SAMPLE),
         "{source}"
     );
@@ -89,7 +89,7 @@ fn the_message_can_be_replaced_and_set_between_steps() {
         "let old = msg.control_id; msg = new_message(\"ADT\", \"A08\", \"2.5.1\"); msg.add_segment(`ZID|${old}`);",
     );
     result.unwrap();
-    let message = script_run.message();
+    let message = script_run.message().unwrap();
     assert_eq!(message.message_type().as_deref(), Some("ADT"));
     assert_eq!(message.get("ZID-1").as_deref(), Some("VS000123"));
     assert_eq!(message.get("MSH-10").map(|c| c.len()), Some(18));
@@ -144,7 +144,7 @@ fn segment_edits_on_lf_terminated_messages() {
         out.value.to_string(),
         "[\"MSH\", \"PID\", \"PV1\", \"OBR\", \"OBR\", \"NTE\"]"
     );
-    let encoded = script_run.message().encode();
+    let encoded = script_run.message().unwrap().encode();
     assert!(!encoded.contains(&b'\n'), "re-encoded with CR terminators");
 }
 

@@ -229,7 +229,10 @@ fn library_modules_load_and_are_cached() {
         let mut run = run_of();
         let out = engine.run(&script, &mut run).unwrap();
         assert_eq!(out.value.into_string().unwrap(), "hello test");
-        assert_eq!(run.message().get("PID-5.1").as_deref(), Some("test"));
+        assert_eq!(
+            run.message().unwrap().get("PID-5.1").as_deref(),
+            Some("test")
+        );
     }
     let err = failure(&engine, "import \"greet\" as g;\ng::nope()");
     assert!(matches!(err.kind, ScriptErrorKind::Runtime(_)), "{err}");

@@ -10,11 +10,12 @@
 //! A handle can be re-pointed at a new definition of its channel ([`ChannelHandle::replace`])
 //! on reload: a message already being handled finishes under the definition it started with.
 
+pub(crate) mod json;
 mod processor;
 mod reply;
 mod submit;
 
-pub use processor::{ChannelPipeline, Processed, Verdict, compile_script};
+pub use processor::{ChannelPipeline, Processed, ProcessedJson, Verdict, compile_script};
 pub use reply::{AckIds, Reply, ReplyOutcome};
 pub use submit::ack_outcome;
 
@@ -105,3 +106,6 @@ impl ChannelHandle {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(inner);
     }
 }
+
+#[cfg(test)]
+mod tests;

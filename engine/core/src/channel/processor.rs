@@ -39,6 +39,15 @@ enum CompiledStep {
     Script { kind: StepKind, script: Script },
 }
 
+/// The outcome of [`ChannelPipeline::process_json`].
+pub struct ProcessedJson {
+    pub verdict: Verdict,
+    /// The document after the transforms (members in their original order, new ones after).
+    pub document: serde_json::Value,
+    /// Destinations chosen (all of them unless a route step chose), in channel order.
+    pub routes: Vec<Arc<str>>,
+}
+
 /// One channel's compiled rules and steps.
 pub struct ChannelPipeline {
     channel: Arc<str>,
@@ -146,7 +155,6 @@ impl ChannelPipeline {
     /// Runs the header checks and the steps. Never panics; a script failure is an `Invalid`
     /// verdict naming the script, never a crash.
     pub fn process(&self, message: Message) -> Processed {
-        let mut routes = self.destinations.clone();
         if let Some(reject) = check_header(self, &message) {
             return Processed {
                 verdict: Verdict::Reject(reject),
@@ -154,20 +162,76 @@ impl ChannelPipeline {
                 routes: Vec::new(),
             };
         }
-        let mut run: Option<ScriptRun> = None;
-        let mut current = message;
+        let mut run = None;
+        let end = self.run_steps(Start::Hl7(&message), &mut run);
+        let message = run.and_then(|run| run.message()).unwrap_or(message);
+        let (verdict, routes) = end.into_parts();
+        Processed {
+            verdict,
+            message,
+            routes,
+        }
+    }
+
+    /// Runs the steps on a JSON document (a webhook body, a FHIR resource): the scripts see it
+    /// as `res`, with the same return conventions, errors and limits as for HL7. There are no
+    /// header checks, and `required` (HL7 paths) fails the document. Never panics.
+    pub fn process_json(&self, document: &serde_json::Value) -> ProcessedJson {
+        let mut run = None;
+        let end = self.run_steps(Start::Json(document), &mut run);
+        let (mut verdict, routes) = end.into_parts();
+        let document = match run.and_then(|run| run.document()) {
+            None => document.clone(),
+            Some(Ok(changed)) => crate::script::restore_order(document, changed),
+            Some(Err(error)) => {
+                if verdict == Verdict::Accept {
+                    verdict = Verdict::Invalid(AckError {
+                        code: 207,
+                        text: format!("after the steps: {error}"),
+                        location: None,
+                    });
+                }
+                document.clone()
+            }
+        };
+        let routes = if verdict == Verdict::Accept {
+            routes
+        } else {
+            Vec::new()
+        };
+        ProcessedJson {
+            verdict,
+            document,
+            routes,
+        }
+    }
+
+    /// The steps in file order. `run` is created at the first script step (so a channel with
+    /// `required` steps only never builds one) and left holding the message as the steps left it.
+    fn run_steps(&self, start: Start<'_>, run: &mut Option<ScriptRun>) -> StepsEnd {
+        let mut routes = self.destinations.clone();
         for step in &self.steps {
             match step {
                 CompiledStep::Required(paths) => {
-                    if let Some(run) = run.as_ref() {
-                        current = run.message();
-                    }
+                    let message = match (run.as_ref(), start) {
+                        (Some(run), _) => run.message(),
+                        (None, Start::Hl7(message)) => Some(message.clone()),
+                        (None, Start::Json(_)) => None,
+                    };
+                    let Some(message) = message else {
+                        return StepsEnd::Invalid(AckError {
+                            code: 101,
+                            text: "`required` names HL7 v2 paths and this message is a JSON \
+                                   document: check its fields in a validate script (res.…)"
+                                .into(),
+                            location: None,
+                        });
+                    };
                     if let Some(missing) = paths
                         .iter()
-                        .find(|p| current.get(p).is_none_or(|v| v.trim().is_empty()))
+                        .find(|p| message.get(p).is_none_or(|v| v.trim().is_empty()))
                     {
-                        return invalid(
-                            current,
+                        return StepsEnd::invalid(
                             101,
                             format!("{missing} missing"),
                             location_of(missing),
@@ -175,41 +239,51 @@ impl ChannelPipeline {
                     }
                 }
                 CompiledStep::Script { kind, script } => {
-                    let state =
-                        run.get_or_insert_with(|| ScriptRun::new(current.clone(), &self.channel));
+                    let state = match run {
+                        Some(state) => state,
+                        None => match start.script_run(&self.channel, self.scripts.limits()) {
+                            Ok(state) => run.insert(state),
+                            Err(error) => {
+                                return StepsEnd::invalid(
+                                    207,
+                                    format!("{} cannot run: {error}", script.name()),
+                                    None,
+                                );
+                            }
+                        },
+                    };
                     let output = match self.scripts.run(script, state) {
                         Ok(output) => output,
                         Err(error) => {
                             tracing::warn!(channel = %self.channel, script = script.name(), %error, "script failed; message stored as error");
-                            return invalid(
-                                state.message(),
-                                207,
-                                format!("script error: {error}"),
-                                None,
-                            );
+                            return StepsEnd::invalid(207, format!("script error: {error}"), None);
                         }
                     };
                     if let Some(reason) = output.rejected {
-                        return invalid(state.message(), 207, reason, None);
+                        return StepsEnd::invalid(207, reason, None);
+                    }
+                    if matches!(start, Start::Hl7(_)) && state.is_json() {
+                        return StepsEnd::invalid(
+                            207,
+                            format!(
+                                "{} set `res` on an HL7 v2 message: a channel keeps the message it \
+                                 received; build JSON in a destination transform",
+                                script.name()
+                            ),
+                            None,
+                        );
                     }
                     match kind {
                         StepKind::Transform => {}
                         StepKind::Validate => match validation(&output.value) {
                             Ok(()) => {}
-                            Err(reason) => return invalid(state.message(), 102, reason, None),
+                            Err(reason) => return StepsEnd::invalid(102, reason, None),
                         },
                         StepKind::Filter => match output.value.as_bool() {
                             Ok(true) => {}
-                            Ok(false) => {
-                                return Processed {
-                                    verdict: Verdict::Filter,
-                                    message: state.message(),
-                                    routes: Vec::new(),
-                                };
-                            }
+                            Ok(false) => return StepsEnd::Filter,
                             Err(kind) => {
-                                return invalid(
-                                    state.message(),
+                                return StepsEnd::invalid(
                                     207,
                                     format!(
                                         "filter {} returned {kind}, not true/false",
@@ -222,8 +296,7 @@ impl ChannelPipeline {
                         StepKind::Route => {
                             let chosen = output.routes.or_else(|| names(&output.value));
                             let Some(chosen) = chosen else {
-                                return invalid(
-                                    state.message(),
+                                return StepsEnd::invalid(
                                     207,
                                     format!(
                                         "route {} chose no destinations (return an array or call route_to)",
@@ -236,8 +309,7 @@ impl ChannelPipeline {
                                 .iter()
                                 .find(|c| !self.destinations.iter().any(|d| **d == ***c))
                             {
-                                return invalid(
-                                    state.message(),
+                                return StepsEnd::invalid(
                                     207,
                                     format!(
                                         "route {} chose unknown destination {unknown:?}",
@@ -257,32 +329,53 @@ impl ChannelPipeline {
                 }
             }
         }
-        let message = match run {
-            Some(run) => run.message(),
-            None => current,
-        };
-        Processed {
-            verdict: Verdict::Accept,
-            message,
-            routes,
+        StepsEnd::Accept(routes)
+    }
+}
+
+/// The message the steps start from.
+#[derive(Clone, Copy)]
+enum Start<'a> {
+    Hl7(&'a Message),
+    Json(&'a serde_json::Value),
+}
+
+impl Start<'_> {
+    fn script_run(
+        self,
+        channel: &str,
+        limits: &crate::script::ScriptLimits,
+    ) -> Result<ScriptRun, crate::script::DocumentError> {
+        match self {
+            Self::Hl7(message) => Ok(ScriptRun::new(message.clone(), channel)),
+            Self::Json(document) => ScriptRun::json(document, channel, limits),
         }
     }
 }
 
-fn invalid(
-    message: Message,
-    code: u16,
-    text: String,
-    location: Option<ErrorLocation>,
-) -> Processed {
-    Processed {
-        verdict: Verdict::Invalid(AckError {
+/// How the steps ended.
+enum StepsEnd {
+    /// Every step passed; the message goes to these destinations.
+    Accept(Vec<Arc<str>>),
+    Filter,
+    Invalid(AckError),
+}
+
+impl StepsEnd {
+    fn invalid(code: u16, text: String, location: Option<ErrorLocation>) -> Self {
+        Self::Invalid(AckError {
             code,
             text,
             location,
-        }),
-        message,
-        routes: Vec::new(),
+        })
+    }
+
+    fn into_parts(self) -> (Verdict, Vec<Arc<str>>) {
+        match self {
+            Self::Accept(routes) => (Verdict::Accept, routes),
+            Self::Filter => (Verdict::Filter, Vec::new()),
+            Self::Invalid(error) => (Verdict::Invalid(error), Vec::new()),
+        }
     }
 }
 

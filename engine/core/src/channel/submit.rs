@@ -1,6 +1,6 @@
 //! `submit`: parse, run the pipeline, commit, then build the reply.
 
-use super::{ChannelHandle, ChannelInner, Reply, ReplyOutcome, Verdict};
+use super::{ChannelHandle, ChannelInner, Reply, ReplyOutcome, Verdict, json};
 use crate::clock::{hl7_now, now_micros};
 use crate::message::{Inbound, MessageStatus, NewDelivery, NewMessage};
 use bytes::Bytes;
@@ -25,7 +25,7 @@ impl ChannelHandle {
         let inner = self.current();
         let received_at = now_micros();
         let peer = inbound.peer.map(|p| p.to_string());
-        if looks_like_json(&inbound.payload) {
+        if json::looks_like_json(&inbound.payload) {
             return submit_json(&inner, inbound, peer, received_at).await;
         }
         let original = match Message::parse(inbound.payload.clone()) {
@@ -211,99 +211,137 @@ fn run_pipeline(inner: &ChannelInner, message: Message) -> super::Processed {
     }
 }
 
-/// JSON documents (alerts, webhooks; FHIR resources later) start with `{` or `[`; HL7 v2
-/// starts with `MSH`, `FHS` or `BHS` (possibly after a BOM).
-fn looks_like_json(payload: &[u8]) -> bool {
-    payload
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'{' || *b == b'[')
-}
-
-/// Stores a JSON document: it must parse; it is delivered to every destination of the channel.
-/// Channel steps (Rhai on HL7 paths) do not apply to JSON: a channel with steps refuses it.
+/// Stores a JSON document (an alert, a webhook body, a FHIR resource). It must parse; a FHIR
+/// resource (top-level `resourceType`) must be valid FHIR R4, else it is stored as `error` and
+/// answered `Invalid` with the reason (an HTTP source sends 422). The channel's steps then run
+/// on it with the document in `res`, exactly as they run on HL7 with `msg`; a transformed
+/// document is stored as `transformed` and is what the destinations receive.
 async fn submit_json(
     inner: &ChannelInner,
     inbound: Inbound,
     peer: Option<String>,
     received_at: i64,
 ) -> Reply {
-    let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&inbound.payload);
-    let (status, error, control_id, message_type) = match &parsed {
-        Err(e) => (
-            MessageStatus::Error,
-            Some(format!("not valid JSON: {e}")),
-            None,
-            None,
-        ),
-        Ok(_) if inner.pipeline.has_steps() => (
-            MessageStatus::Error,
-            Some("this channel's steps work on HL7 v2 messages, not JSON".to_string()),
-            None,
-            None,
-        ),
-        Ok(value) => {
-            let text = |key: &str| {
-                value.get(key).and_then(|v| match v {
-                    serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                })
-            };
-            (
-                MessageStatus::Accepted,
-                None,
-                text("id").or_else(|| text("alert_id")),
-                text("resourceType")
-                    .or_else(|| text("kind").map(|k| format!("{k}-alert")))
-                    .or_else(|| Some("json".to_string())),
-            )
-        }
+    let invalid = |code, text| {
+        Verdict::Invalid(AckError {
+            code,
+            text,
+            location: None,
+        })
     };
-    let (deliveries, wake) = if status == MessageStatus::Accepted {
-        (
-            inner
-                .destinations
-                .iter()
-                .map(|d| NewDelivery {
-                    destination: d.name.clone(),
-                    ordering_key: None,
-                })
-                .collect(),
-            inner.destinations.iter().map(|d| d.wake.clone()).collect(),
-        )
-    } else {
-        (Vec::new(), Vec::new())
+    let (verdict, identity, transformed, routes) = match json::parse(&inbound.payload) {
+        Err(reason) => (
+            invalid(100, reason),
+            json::Identity::default(),
+            None,
+            Vec::new(),
+        ),
+        Ok(document) => match json::identify(&inbound.payload, &document) {
+            (identity, Err(reason)) => (invalid(100, reason), identity, None, Vec::new()),
+            (identity, Ok(())) if !inner.pipeline.has_steps() => {
+                let routes = inner.pipeline.destinations().to_vec();
+                (Verdict::Accept, identity, None, routes)
+            }
+            (identity, Ok(())) => {
+                let processed = run_json_pipeline(inner, &document);
+                let mut verdict = processed.verdict;
+                let transformed = (processed.document != document).then(|| {
+                    let bytes = json::to_bytes(&processed.document);
+                    if verdict == Verdict::Accept
+                        && identity.fhir
+                        && let Err(reason) = json::check_fhir(&bytes)
+                    {
+                        verdict = invalid(
+                            207,
+                            format!("the transformed resource is not valid FHIR R4: {reason}"),
+                        );
+                    }
+                    bytes
+                });
+                let routes = if verdict == Verdict::Accept {
+                    processed.routes
+                } else {
+                    Vec::new()
+                };
+                (verdict, identity, transformed, routes)
+            }
+        },
     };
+    let (status, error) = match &verdict {
+        Verdict::Accept => (MessageStatus::Accepted, None),
+        Verdict::Filter => (MessageStatus::Filtered, None),
+        Verdict::Invalid(e) | Verdict::Reject(e) => (MessageStatus::Error, Some(e.text.clone())),
+    };
+    let chosen: Vec<_> = inner
+        .destinations
+        .iter()
+        .filter(|d| routes.contains(&d.name))
+        .collect();
+    let deliveries = chosen
+        .iter()
+        .map(|d| NewDelivery {
+            destination: d.name.clone(),
+            ordering_key: None,
+        })
+        .collect();
+    let wake = chosen.iter().map(|d| d.wake.clone()).collect();
+    let control_id = identity.control_id;
     let record = NewMessage {
         channel: inner.name.clone(),
         received_at,
-        control_id,
-        message_type,
+        control_id: control_id.clone(),
+        message_type: identity.message_type,
         status,
-        error: error.clone(),
+        error,
         patient_key: None,
         peer,
         parent: inbound.parent,
         origin: inbound.origin,
         raw: inbound.payload,
-        transformed: None,
+        transformed,
         deliveries,
     };
-    match inner.writer.commit(record, wake).await {
-        Ok(id) => Reply {
-            outcome: match error {
-                None => ReplyOutcome::Accepted,
-                Some(reason) => ReplyOutcome::Invalid(reason),
-            },
-            ack: None,
-            message_id: Some(id),
-        },
-        Err(e) => Reply {
-            outcome: ReplyOutcome::Unavailable(format!("message not stored: {e}")),
-            ack: None,
-            message_id: None,
-        },
+    let (outcome, message_id) = match inner.writer.commit(record, wake).await {
+        Ok(id) => {
+            let outcome = match verdict {
+                Verdict::Accept => ReplyOutcome::Accepted,
+                Verdict::Filter => ReplyOutcome::Filtered,
+                Verdict::Invalid(e) => ReplyOutcome::Invalid(e.text),
+                Verdict::Reject(e) => ReplyOutcome::Rejected(e.text),
+            };
+            (outcome, Some(id))
+        }
+        Err(e) => {
+            tracing::error!(channel = %inner.name, control_id = control_id.as_deref().unwrap_or(""),
+                error = %e, "JSON document not stored");
+            (
+                ReplyOutcome::Unavailable(format!("message not stored: {e}")),
+                None,
+            )
+        }
+    };
+    tracing::debug!(
+        channel = %inner.name,
+        control_id = control_id.as_deref().unwrap_or(""),
+        message_id,
+        outcome = outcome_word(&outcome),
+        "JSON document handled"
+    );
+    Reply {
+        outcome,
+        ack: None,
+        message_id,
+    }
+}
+
+/// [`run_pipeline`] for a JSON document (scripts under `block_in_place` likewise).
+fn run_json_pipeline(inner: &ChannelInner, document: &serde_json::Value) -> super::ProcessedJson {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if inner.pipeline.has_scripts() && multi_thread {
+        tokio::task::block_in_place(|| inner.pipeline.process_json(document))
+    } else {
+        inner.pipeline.process_json(document)
     }
 }
 

@@ -3,11 +3,14 @@
 //! Like the channel pipeline, this does no I/O, so the delivery worker and `medway
 //! test-channel` share it. A script error here errors the delivery (it stays visible and can be
 //! reprocessed once the script is fixed); retrying an unchanged script would not help.
+//!
+//! A JSON payload (a webhook body, a FHIR resource) runs the same scripts with the document in
+//! `res`; what a transform leaves there is sent, members in their original order.
 
-use crate::channel::compile_script;
+use crate::channel::{compile_script, json};
 use crate::config::{ChannelConfig, ConfigError, DestinationConfig};
 use crate::connector::{DeliveryError, Response};
-use crate::script::{Script, ScriptEngine, ScriptRun};
+use crate::script::{Script, ScriptEngine, ScriptRun, restore_order};
 use bytes::Bytes;
 use medway_hl7::Message;
 use rhai::Map;
@@ -69,9 +72,21 @@ impl DestinationScripts {
         ) else {
             return Ok(Prepared::Send(payload.clone()));
         };
-        let message = Message::parse(payload.clone())
-            .map_err(|e| format!("destination scripts need an HL7 v2 message: {e}"))?;
-        let mut run = ScriptRun::new(message, &self.channel);
+        let document = if json::looks_like_json(payload) {
+            Some(json::parse(payload).map_err(|e| format!("destination scripts: {e}"))?)
+        } else {
+            None
+        };
+        let mut run = match &document {
+            Some(document) => ScriptRun::json(document, &self.channel, engine.limits())
+                .map_err(|e| format!("destination scripts: {e}"))?,
+            None => {
+                let message = Message::parse(payload.clone()).map_err(|e| {
+                    format!("destination scripts need an HL7 v2 message or JSON: {e}")
+                })?;
+                ScriptRun::new(message, &self.channel)
+            }
+        };
         if let Some(filter) = &self.filter {
             let output = engine
                 .run(filter, &mut run)
@@ -103,7 +118,20 @@ impl DestinationScripts {
                 return Err(format!("rejected by {}: {reason}", transform.name()));
             }
         }
-        Ok(Prepared::Send(run.message().encode()))
+        match (document, run.document()) {
+            (Some(original), Some(Ok(changed))) => Ok(Prepared::Send(if changed == original {
+                payload.clone()
+            } else {
+                json::to_bytes(&restore_order(&original, changed))
+            })),
+            // An HL7 message a transform turned into JSON by setting `res`.
+            (None, Some(Ok(built))) => Ok(Prepared::Send(json::to_bytes(&built))),
+            (_, Some(Err(e))) => Err(format!("after the destination scripts: {e}")),
+            _ => match run.message() {
+                Some(message) => Ok(Prepared::Send(message.encode())),
+                None => Err("destination scripts left no message".into()),
+            },
+        }
     }
 
     /// Runs the `response` script, if any, on what the destination answered.
@@ -133,15 +161,24 @@ impl DestinationScripts {
                 );
             }
         }
-        let message = match Message::parse(sent.clone()) {
-            Ok(m) => m,
+        let run = if json::looks_like_json(sent) {
+            json::parse(sent).and_then(|document| {
+                ScriptRun::json(&document, &self.channel, engine.limits())
+                    .map_err(|e| e.to_string())
+            })
+        } else {
+            Message::parse(sent.clone())
+                .map(|message| ScriptRun::new(message, &self.channel))
+                .map_err(|e| format!("not an HL7 v2 message or JSON: {e}"))
+        };
+        let mut run = match run {
+            Ok(run) => run.with_response(response),
             Err(e) => {
                 return Some(ResponseDecision::Error(format!(
-                    "response script needs an HL7 v2 message: {e}"
+                    "response script cannot run: {e}"
                 )));
             }
         };
-        let mut run = ScriptRun::new(message, &self.channel).with_response(response);
         let decision = match engine.run(script, &mut run) {
             Err(e) => ResponseDecision::Error(format!("response script error: {e}")),
             Ok(output) => match (output.rejected, output.value.to_string().as_str()) {

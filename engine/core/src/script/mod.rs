@@ -3,9 +3,11 @@
 //! One [`ScriptEngine`] serves one loaded channel set: it holds the sandboxed Rhai engine (see
 //! [`sandbox`]), the code maps and the hashing salt. Scripts are compiled once per load into a
 //! [`Script`] (a shared AST) and run per message with a fresh scope holding `msg` (the
-//! message, see [`message_api`]), `channel_map` (an object map carried from step to step of one
-//! message by [`ScriptRun`]) and `response` (a destination's reply in `response` steps, `()`
-//! elsewhere). A run returns the script's value, whether `reject(reason)` was called and the
+//! message, see [`message_api`]), `res` (a JSON document — a webhook body, a FHIR resource — as
+//! a Rhai map or array, see [`document`]; `()` for HL7 messages), `channel_map` (an object map
+//! carried from step to step of one message by [`ScriptRun`]) and `response` (a destination's
+//! reply in `response` steps, `()` elsewhere). A run is either on an HL7 message (`msg`) or on
+//! a JSON document (`res`, while `msg` holds no message and every HL7 call on it fails). A run returns the script's value, whether `reject(reason)` was called and the
 //! destinations chosen with `route_to`.
 //!
 //! Invariants: a run never outlives its limits (operations, call depth, sizes, wall clock) and a
@@ -14,6 +16,7 @@
 //! `ScriptEngine` and `Script` are `Send + Sync` and cheap to clone. This module never logs a
 //! message body.
 
+mod document;
 mod error;
 mod functions;
 mod maps;
@@ -27,6 +30,7 @@ use std::time::Instant;
 
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Map, Scope};
 
+pub use document::{DocumentError, restore_order};
 pub use error::{ScriptError, ScriptErrorKind};
 pub use functions::Hl7Time;
 pub use maps::{CodeMapError, CodeMaps};
@@ -37,6 +41,8 @@ use sandbox::{FrameGuard, RunFrame, Signal};
 
 /// The variable holding the message.
 const MESSAGE_VAR: &str = "msg";
+/// The variable holding a JSON document (`()` when the message is HL7 v2).
+const DOCUMENT_VAR: &str = "res";
 /// The variable holding the per-message channel map.
 const CHANNEL_MAP_VAR: &str = "channel_map";
 /// The variable holding a destination's response (`()` outside response steps).
@@ -96,10 +102,27 @@ impl Script {
     }
 }
 
+/// What a run works on: an HL7 v2 message or a JSON document.
+enum Subject {
+    Hl7(MessageHandle),
+    /// The document as Rhai values (what `res` holds between steps).
+    Json(Dynamic),
+}
+
+/// Names the kind only: a document body never reaches a log through `{:?}`.
+impl std::fmt::Debug for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Hl7(message) => message.fmt(f),
+            Self::Json(value) => write!(f, "JsonDocument({})", value.type_name()),
+        }
+    }
+}
+
 /// The state of one message across its script steps.
 #[derive(Debug)]
 pub struct ScriptRun {
-    message: MessageHandle,
+    subject: Subject,
     channel: Arc<str>,
     channel_map: Map,
     response: Option<Map>,
@@ -109,11 +132,32 @@ impl ScriptRun {
     /// A run for `message` received on `channel`, with an empty channel map.
     pub fn new(message: medway_hl7::Message, channel: &str) -> Self {
         Self {
-            message: MessageHandle::new(message),
+            subject: Subject::Hl7(MessageHandle::new(message)),
             channel: Arc::from(channel),
             channel_map: Map::new(),
             response: None,
         }
+    }
+
+    /// A run for a JSON `document` received on `channel`: scripts see it as `res`. Refused when
+    /// the document is over the script size limits (Rhai would stop the script on first use).
+    pub fn json(
+        document: &serde_json::Value,
+        channel: &str,
+        limits: &ScriptLimits,
+    ) -> Result<Self, DocumentError> {
+        Ok(Self {
+            subject: Subject::Json(document::to_script(document, limits)?),
+            channel: Arc::from(channel),
+            channel_map: Map::new(),
+            response: None,
+        })
+    }
+
+    /// Whether this run is on a JSON document (else on an HL7 v2 message). An HL7 run becomes a
+    /// JSON run when a step sets `res` (to build JSON from the message's fields).
+    pub fn is_json(&self) -> bool {
+        matches!(self.subject, Subject::Json(_))
     }
 
     /// Makes `response` visible to the script (destination `response` steps).
@@ -122,14 +166,26 @@ impl ScriptRun {
         self
     }
 
-    /// The current (possibly modified) message.
-    pub fn message(&self) -> medway_hl7::Message {
-        self.message.snapshot()
+    /// The current (possibly modified) HL7 message; `None` for a JSON run.
+    pub fn message(&self) -> Option<medway_hl7::Message> {
+        match &self.subject {
+            Subject::Hl7(message) => Some(message.snapshot()),
+            Subject::Json(_) => None,
+        }
     }
 
-    /// Replaces the message the next step sees.
+    /// The current (possibly modified) JSON document; `None` for an HL7 run, an error when a
+    /// step left `res` holding something JSON cannot express.
+    pub fn document(&self) -> Option<Result<serde_json::Value, DocumentError>> {
+        match &self.subject {
+            Subject::Hl7(_) => None,
+            Subject::Json(value) => Some(document::from_script(value)),
+        }
+    }
+
+    /// Replaces the message the next step sees (the run becomes an HL7 run).
     pub fn set_message(&mut self, message: medway_hl7::Message) {
-        self.message = MessageHandle::new(message);
+        self.subject = Subject::Hl7(MessageHandle::new(message));
     }
 
     /// The channel map as the last step left it.
@@ -159,6 +215,7 @@ impl ScriptEngine {
     pub fn new(settings: ScriptSettings) -> Self {
         let mut engine = sandbox::sandboxed_engine(&settings.limits, &settings.lib_dir);
         message_api::register(&mut engine);
+        document::register(&mut engine);
         functions::register(&mut engine, settings.maps, settings.salt);
         Self {
             engine: Arc::new(engine),
@@ -188,6 +245,7 @@ impl ScriptEngine {
     pub fn compile_source(&self, name: &str, source: &str) -> Result<Script, ScriptError> {
         let mut scope = Scope::new();
         scope.push_dynamic(MESSAGE_VAR, Dynamic::UNIT);
+        scope.push_dynamic(DOCUMENT_VAR, Dynamic::UNIT);
         scope.push_dynamic(CHANNEL_MAP_VAR, Dynamic::UNIT);
         scope.push_dynamic(RESPONSE_VAR, Dynamic::UNIT);
         // Library modules run their top level during compilation: give them a deadline too.
@@ -216,11 +274,21 @@ impl ScriptEngine {
         })
     }
 
-    /// Runs `script` on `run`: the message edits and the channel map stay in `run` for the
-    /// next step, whatever the outcome.
+    /// Runs `script` on `run`: the message (or document) edits and the channel map stay in
+    /// `run` for the next step, whatever the outcome.
     pub fn run(&self, script: &Script, run: &mut ScriptRun) -> Result<ScriptOutput, ScriptError> {
         let mut scope = Scope::with_capacity(8);
-        scope.push(MESSAGE_VAR, run.message.clone());
+        match &mut run.subject {
+            Subject::Hl7(message) => {
+                scope.push(MESSAGE_VAR, message.clone());
+                scope.push_dynamic(DOCUMENT_VAR, Dynamic::UNIT);
+            }
+            Subject::Json(document) => {
+                scope.push(MESSAGE_VAR, document::NotHl7);
+                // Moved, not copied: it comes back from the scope after the run.
+                scope.push_dynamic(DOCUMENT_VAR, std::mem::take(document));
+            }
+        }
         scope.push(CHANNEL_MAP_VAR, std::mem::take(&mut run.channel_map));
         scope.push_dynamic(
             RESPONSE_VAR,
@@ -242,9 +310,26 @@ impl ScriptEngine {
         if let Some(map) = scope.get_value::<Map>(CHANNEL_MAP_VAR) {
             run.channel_map = map;
         }
-        if let Some(message) = scope.get_value::<MessageHandle>(MESSAGE_VAR) {
-            run.message = message;
+        match &mut run.subject {
+            Subject::Hl7(message) => {
+                if let Some(current) = scope.get_value::<MessageHandle>(MESSAGE_VAR) {
+                    *message = current;
+                }
+                // Setting `res` on an HL7 message turns the run into a JSON run: this is how a
+                // destination transform sends JSON (a FHIR resource) built from HL7 fields.
+                if let Some(document) = scope.remove::<Dynamic>(DOCUMENT_VAR)
+                    && !document.is_unit()
+                {
+                    run.subject = Subject::Json(document);
+                }
+            }
+            Subject::Json(document) => {
+                if let Some(current) = scope.remove::<Dynamic>(DOCUMENT_VAR) {
+                    *document = current;
+                }
+            }
         }
+        let json = run.is_json();
         match result {
             Ok(value) => Ok(ScriptOutput {
                 value,
@@ -257,13 +342,32 @@ impl ScriptEngine {
                     rejected: Some(reason),
                     routes,
                 }),
-                None => Err(self.error(&script.name, err)),
+                None => {
+                    let mut error = self.error(&script.name, err);
+                    if json {
+                        error.kind = hl7_call_on_json(error.kind);
+                    }
+                    Err(error)
+                }
             },
         }
     }
 
     fn error(&self, script: &str, err: Box<EvalAltResult>) -> ScriptError {
         ScriptError::from_eval(script, err, self.limits.wall_clock)
+    }
+}
+
+/// An HL7 message call on a JSON document's `msg` says so, instead of "function not found".
+fn hl7_call_on_json(kind: ScriptErrorKind) -> ScriptErrorKind {
+    match kind {
+        ScriptErrorKind::Runtime(text) if text.contains(document::NOT_HL7_TYPE) => {
+            ScriptErrorKind::Runtime(format!(
+                "this message is a JSON document, not HL7 v2: `msg` has no message here, use `res` \
+                 (res.resourceType, res.status, …) [{text}]"
+            ))
+        }
+        kind => kind,
     }
 }
 

@@ -31,7 +31,7 @@ fn reads_and_writes_paths() {
         "#,
     );
     assert_eq!(out.unwrap().value.into_string().unwrap(), "");
-    let message = run.message();
+    let message = run.message().unwrap();
     assert_eq!(message.get("PID-5.1").as_deref(), Some("TESTX"));
     assert_eq!(message.get("OBX(2)-5").as_deref(), Some("113"));
 }
@@ -83,7 +83,7 @@ fn segment_handles_write_through() {
         value.to_string(),
         "[2, 5, [\"MSH\", \"ZXY\", \"PID\", \"OBX\", \"NTE\"]]"
     );
-    assert_eq!(run.message().get("OBX-5").as_deref(), Some("1120"));
+    assert_eq!(run.message().unwrap().get("OBX-5").as_deref(), Some("1120"));
 }
 
 #[test]

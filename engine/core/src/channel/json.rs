@@ -1,0 +1,155 @@
+//! JSON payloads (webhook bodies, alert documents, FHIR resources): how one is recognised and
+//! read, shared by `submit` and the destination scripts.
+//!
+//! Invariants: a payload is JSON when its first non-blank byte (after an optional UTF-8 BOM)
+//! is `{` or `[`; HL7 v2 starts with `MSH`, `FHS` or `BHS`. The stored raw bytes keep their BOM;
+//! only parsing skips it. Errors never quote the payload.
+
+use serde_json::Value;
+
+/// The UTF-8 byte order mark some senders put before a JSON body.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The payload without a leading UTF-8 BOM.
+pub(crate) fn without_bom(payload: &[u8]) -> &[u8] {
+    payload.strip_prefix(BOM).unwrap_or(payload)
+}
+
+/// Whether the payload is a JSON document (`{` or `[` first) rather than HL7 v2.
+pub(crate) fn looks_like_json(payload: &[u8]) -> bool {
+    without_bom(payload)
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{' || *b == b'[')
+}
+
+/// Parses a JSON payload (BOM allowed). The error names the line and column, never content.
+pub(crate) fn parse(payload: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(without_bom(payload)).map_err(|e| {
+        format!(
+            "not valid JSON: {} at line {} column {}",
+            category(&e),
+            e.line(),
+            e.column()
+        )
+    })
+}
+
+fn category(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Io => "read error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected data",
+        serde_json::error::Category::Eof => "unexpected end",
+    }
+}
+
+/// What the store records about a JSON document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub control_id: Option<String>,
+    pub message_type: Option<String>,
+    /// A FHIR resource (validated as R4), not a plain JSON document.
+    pub fhir: bool,
+}
+
+/// Names a parsed document. A top-level object with `resourceType` is a FHIR resource and must
+/// be valid R4 (the `Err` is the reason, naming the element and line, no values); its type and
+/// id become the message type and control id, even when it is invalid (so `medway messages`
+/// shows which resource failed). Other JSON is stored as it is: `id` or `alert_id`, and
+/// `<kind>-alert` for alert documents, else `json`.
+pub(crate) fn identify(payload: &[u8], document: &Value) -> (Identity, Result<(), String>) {
+    let text = |key: &str| {
+        document.get(key).and_then(|v| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+    };
+    if document.get("resourceType").is_some() {
+        let identity = Identity {
+            control_id: document
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            message_type: text("resourceType"),
+            fhir: true,
+        };
+        return match check_fhir(payload) {
+            Ok(summary) => (
+                Identity {
+                    control_id: summary.id,
+                    message_type: Some(summary.resource_type),
+                    fhir: true,
+                },
+                Ok(()),
+            ),
+            Err(reason) => (identity, Err(reason)),
+        };
+    }
+    let identity = Identity {
+        control_id: text("id").or_else(|| text("alert_id")),
+        message_type: text("kind")
+            .map(|k| format!("{k}-alert"))
+            .or_else(|| Some("json".to_string())),
+        fhir: false,
+    };
+    (identity, Ok(()))
+}
+
+/// Validates a FHIR R4 resource (BOM allowed); the error says what and where, never a value.
+pub(crate) fn check_fhir(payload: &[u8]) -> Result<medway_fhir::ResourceSummary, String> {
+    medway_fhir::validate(payload).map_err(|e| e.to_string())
+}
+
+/// A document serialised for storing and delivery (compact, members in their order).
+pub(crate) fn to_bytes(document: &Value) -> bytes::Bytes {
+    // Serialising a `Value` cannot fail (its keys are strings).
+    bytes::Bytes::from(serde_json::to_vec(document).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_json_after_bom_and_blanks() {
+        assert!(looks_like_json(b"\xEF\xBB\xBF {\"a\":1}"));
+        assert!(looks_like_json(b"\n[1]"));
+        assert!(!looks_like_json(b"MSH|^~\\&|"));
+        assert!(!looks_like_json(b""));
+    }
+
+    #[test]
+    fn parses_with_bom_and_reports_position_only() {
+        assert_eq!(parse(b"\xEF\xBB\xBF{\"a\":1}").unwrap()["a"], 1);
+        let err = parse(b"{\"secret\": tru").unwrap_err();
+        assert!(err.starts_with("not valid JSON"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn fhir_resources_are_validated_and_named() {
+        let good = br#"{"resourceType":"Patient","id":"p1","active":true}"#;
+        let doc = parse(good).unwrap();
+        let (identity, check) = identify(good, &doc);
+        assert_eq!(check, Ok(()));
+        assert_eq!(identity.message_type.as_deref(), Some("Patient"));
+        assert_eq!(identity.control_id.as_deref(), Some("p1"));
+        assert!(identity.fhir);
+
+        let bad = b"\xEF\xBB\xBF{\"resourceType\":\"Patient\",\"id\":\"p2\",\"activ\":true}";
+        let doc = parse(bad).unwrap();
+        let (identity, check) = identify(bad, &doc);
+        let reason = check.unwrap_err();
+        assert!(reason.contains("activ"), "{reason}");
+        assert_eq!(identity.control_id.as_deref(), Some("p2"));
+
+        let plain = br#"{"event":"x","id":7}"#;
+        let (identity, check) = identify(plain, &parse(plain).unwrap());
+        assert_eq!(check, Ok(()));
+        assert_eq!(identity.control_id.as_deref(), Some("7"));
+        assert_eq!(identity.message_type.as_deref(), Some("json"));
+        assert!(!identity.fhir);
+    }
+}
