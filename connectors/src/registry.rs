@@ -3,7 +3,7 @@
 use crate::destinations::channel::{ChannelWriter, ChannelWriterSettings};
 use crate::destinations::email::{EmailSender, EmailSettings};
 use crate::destinations::file::{FileSettings, FileWriter};
-use crate::destinations::http::{HttpSender, HttpSettings};
+use crate::destinations::http::{BodySettings, HttpSender, HttpSettings};
 use crate::destinations::mllp::{MllpSender, MllpSenderSettings};
 use crate::destinations::postgres::{PostgresSettings, PostgresWriter};
 use crate::destinations::rabbitmq::{RabbitMqPublisher, RabbitMqSettings};
@@ -76,8 +76,9 @@ impl ConnectorFactory for Registry {
             }
             "http" => {
                 let settings = HttpSettings::from_spec(spec).map_err(|e| spec.locate(e))?;
+                let body = BodySettings::from_spec(spec).map_err(|e| spec.locate(e))?;
                 let sender = HttpSender::new(settings).map_err(|e| spec.locate(e))?;
-                Ok(Arc::new(sender))
+                Ok(Arc::new(sender.with_body(body)))
             }
             "postgres" => {
                 let settings = PostgresSettings::from_spec(spec).map_err(|e| spec.locate(e))?;

@@ -14,7 +14,18 @@
 //! ca_file = "/etc/medway/results-ca.pem"         # optional, trusted besides the system's roots
 //! client_cert = "/etc/medway/medway.pem"         # optional mutual TLS (with client_key)
 //! client_key = "/etc/medway/medway.key"
+//! body = "message"                               # or "fhir-vitals-bundle" (below)
 //! ```
+//!
+//! `body = "fhir-vitals-bundle"` posts, instead of the payload, the FHIR R4 transaction Bundle
+//! of the ORU's vital signs (`medway_engine::scoring::fhir`): the message goes through the
+//! scoring extraction (built-in LOINC/SNOMED/MDC codes, unit normalisation, OBX-11 statuses,
+//! OBX-14/OBR-7/MSH-7 times — without an offset read as UTC —, the patient key PID-3.1/PID-3.4)
+//! and becomes a Patient (identifier only) plus one Observation per value, sent as
+//! `application/fhir+json`. `identifier_systems = { HOSP = "https://hosp.example/mrn" }` names
+//! the identifier system of an assigning authority (an OID becomes `urn:oid:…` without it). A
+//! message with no usable vital sign, no patient identifier or several patients is errored
+//! (permanently, with the reason): it is never posted empty or for a guessed patient.
 //!
 //! Invariants:
 //! - Every request carries `Idempotency-Key: <delivery id>` (stable across retries, restarts and
@@ -35,14 +46,65 @@ use async_trait::async_trait;
 use medway_engine::config::{ConnectorSpec, SettingsError};
 use medway_engine::connector::{DeliveryError, Destination, Response};
 use medway_engine::message::Delivery;
+use medway_engine::scoring;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use tls::TlsFiles;
+
+/// What an HTTP destination sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Body {
+    /// The payload as it is.
+    #[default]
+    Message,
+    /// The FHIR R4 vital-signs Bundle of an ORU.
+    FhirVitalsBundle,
+}
+
+/// The body options of an HTTP destination. Kept apart from [`HttpSettings`], which the
+/// webhook destination builds in code, so they stay an HTTP-destination-only setting.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodySettings {
+    /// `body = "message" | "fhir-vitals-bundle"`.
+    #[serde(default)]
+    pub body: Body,
+    /// Assigning authority (PID-3.4) → FHIR identifier system URI.
+    #[serde(default)]
+    pub identifier_systems: BTreeMap<String, String>,
+}
+
+const BODY_KEYS: &[&str] = &["body", "identifier_systems"];
+
+impl BodySettings {
+    pub fn from_spec(spec: &ConnectorSpec) -> Result<Self, SettingsError> {
+        let mut table = toml::Table::new();
+        for key in BODY_KEYS {
+            if let Some(value) = spec.settings.get(*key) {
+                table.insert((*key).to_string(), value.clone());
+            }
+        }
+        let settings: Self = BodySettings::deserialize(toml::Value::Table(table)).map_err(|e| {
+            SettingsError::from_serde(&e).key("body").hint(
+                "body = \"message\" (the default) or \"fhir-vitals-bundle\"; \
+                 identifier_systems = { AUTHORITY = \"uri\" }",
+            )
+        })?;
+        if settings.body == Body::Message && !settings.identifier_systems.is_empty() {
+            return Err(SettingsError::new(
+                "identifier_systems only applies to body = \"fhir-vitals-bundle\"",
+            )
+            .key("identifier_systems"));
+        }
+        Ok(settings)
+    }
+}
 
 /// `[[destination]] kind = "http"` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -103,7 +165,13 @@ const MAX_DRAIN: usize = 64 * 1024;
 
 impl HttpSettings {
     pub fn from_spec(spec: &ConnectorSpec) -> Result<Self, SettingsError> {
-        let settings: Self = spec.parse()?;
+        BodySettings::from_spec(spec)?;
+        let mut table = spec.settings.clone();
+        for key in BODY_KEYS {
+            table.remove(*key);
+        }
+        let settings = Self::deserialize(toml::Value::Table(table))
+            .map_err(|e| SettingsError::from_serde(&e))?;
         settings.validated()
     }
 
@@ -185,6 +253,7 @@ pub struct HttpSender {
     /// Configured headers plus the content type.
     headers: HeaderMap,
     timeout: Duration,
+    body: BodySettings,
 }
 
 impl HttpSender {
@@ -227,7 +296,53 @@ impl HttpSender {
             method,
             headers,
             timeout,
+            body: BodySettings::default(),
         })
+    }
+
+    /// Sends `body` instead of the payload (a FHIR Bundle sets its own content type).
+    pub fn with_body(mut self, body: BodySettings) -> Self {
+        if body.body == Body::FhirVitalsBundle {
+            self.headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/fhir+json"),
+            );
+        }
+        self.body = body;
+        self
+    }
+
+    /// The request body for `delivery`.
+    fn body_for(&self, delivery: &Delivery) -> Result<bytes::Bytes, DeliveryError> {
+        match self.body.body {
+            Body::Message => Ok(delivery.payload.clone()),
+            Body::FhirVitalsBundle => {
+                let message =
+                    medway_hl7::Message::parse(delivery.payload.clone()).map_err(|e| {
+                        DeliveryError::never(format!(
+                            "fhir-vitals-bundle: not an HL7 v2 message: {e}"
+                        ))
+                    })?;
+                let extracted = scoring::extract(
+                    &message,
+                    &scoring::CodeMap::builtin(),
+                    &scoring::ScoringSettings::default(),
+                );
+                let systems: HashMap<String, String> = self
+                    .body
+                    .identifier_systems
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let bundle = scoring::fhir::vital_signs_bundle(
+                    &extracted,
+                    &delivery.message_id.to_string(),
+                    &systems,
+                )
+                .map_err(|e| DeliveryError::never(format!("fhir-vitals-bundle: {e}")))?;
+                Ok(bytes::Bytes::from(bundle))
+            }
+        }
     }
 
     /// The per-delivery headers, on top of the configured ones.
@@ -414,12 +529,9 @@ impl HttpSender {
 #[async_trait]
 impl Destination for HttpSender {
     async fn send(&self, delivery: &Delivery) -> Result<Response, DeliveryError> {
-        self.request(
-            delivery,
-            delivery.payload.clone(),
-            HeaderValue::from(delivery.id),
-        )
-        .await
+        let body = self.body_for(delivery)?;
+        self.request(delivery, body, HeaderValue::from(delivery.id))
+            .await
     }
 }
 
@@ -462,11 +574,33 @@ mod tests {
                 "headers",
             ),
             ("url = \"http://h/\"\nbody = \"x\"", "body"),
+            (
+                "url = \"http://h/\"\nidentifier_systems = { HOSP = \"urn:x\" }",
+                "identifier_systems",
+            ),
+            ("url = \"http://h/\"\nbdoy = \"message\"", "bdoy"),
         ];
         for (text, key) in cases {
             let error = settings(text).unwrap_err();
             assert_eq!(error.key.as_deref(), Some(key), "{text}: {}", error.message);
         }
+    }
+
+    #[test]
+    fn body_option() {
+        let spec = |text: &str| {
+            ConnectorSpec::inline("http", toml::from_str::<toml::Table>(text).unwrap())
+        };
+        let plain = spec("url = \"http://127.0.0.1:9/x\"");
+        assert_eq!(BodySettings::from_spec(&plain).unwrap().body, Body::Message);
+        let fhir = spec(
+            "url = \"http://127.0.0.1:9/x\"\nbody = \"fhir-vitals-bundle\"\n\
+             identifier_systems = { HOSP = \"https://hosp.example/mrn\" }",
+        );
+        HttpSettings::from_spec(&fhir).expect("the body keys are not HTTP settings errors");
+        let body = BodySettings::from_spec(&fhir).unwrap();
+        assert_eq!(body.body, Body::FhirVitalsBundle);
+        assert_eq!(body.identifier_systems["HOSP"], "https://hosp.example/mrn");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 pub mod codes;
 pub mod extract;
+pub mod fhir;
 pub mod news2;
 pub mod observation;
 pub mod qsofa;
@@ -29,6 +30,8 @@ pub mod window;
 
 #[cfg(test)]
 mod tests_extract;
+#[cfg(test)]
+mod tests_fhir;
 #[cfg(test)]
 mod tests_property;
 #[cfg(test)]
