@@ -756,3 +756,190 @@ fn a_request_in_flight_at_shutdown_gets_its_answer() {
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(listed.contains(&format!("\"id\":{id}")), "{listed}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Store unavailable, connection and time limits, certificate reload.
+
+#[test]
+fn store_unavailable_gets_503_with_retry_after_and_the_ar() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = start(&dir, "");
+    assert_eq!(engine.stop(), Some(0));
+    // A read-only SQLite file: every commit fails.
+    let read_only = format!("{}?mode=ro", engine.store);
+    let engine = Engine::restart_in(dir.path(), engine.port, &read_only);
+    let mut http = Http::plain(engine.port);
+
+    let answer = http.post(HL7, &oru("RO-1", "2.5", "", "", "MRN1^^^HOSP"));
+    assert_eq!(answer.status, 503);
+    assert!(
+        answer
+            .header("retry-after")
+            .is_some_and(|v| v.parse::<u64>().is_ok())
+    );
+    let segs = segments(&answer.body);
+    assert!(segs[1].starts_with("MSA|AR|RO-1|"), "{segs:?}");
+    assert!(segs[2].contains("207"), "{segs:?}");
+
+    let answer = http.post(
+        FHIR,
+        &std::fs::read(dir_file("uscore_patient-example.json")).unwrap(),
+    );
+    assert_eq!(answer.status, 503);
+    assert_eq!(answer.issue()["code"], "transient");
+    let answer = http.post("application/json", b"{}");
+    assert_eq!(answer.status, 503);
+    assert!(answer.header("retry-after").is_some());
+}
+
+#[test]
+fn connections_beyond_max_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(&dir, "max_connections = 1\n");
+    // The readiness probe's connection may hold the slot for a moment after it closed.
+    let mut first = None;
+    eventually(5, "a first connection", || {
+        let mut http = Http::plain(engine.port);
+        let ok = http
+            .request(
+                "POST",
+                "/in",
+                &[("Content-Type", "application/json")],
+                b"{}",
+            )
+            .is_ok_and(|a| a.status == 202);
+        if ok {
+            first = Some(http);
+        }
+        ok
+    });
+    let mut first = first.expect("connected");
+    // The first connection is kept alive and holds the only slot.
+    let mut second = Http::plain(engine.port);
+    assert!(
+        second
+            .request(
+                "POST",
+                "/in",
+                &[("Content-Type", "application/json")],
+                b"{}"
+            )
+            .is_err()
+    );
+    assert_eq!(first.post("application/json", b"{}").status, 202);
+    drop(first);
+    eventually(5, "the slot is free again", || {
+        Http::plain(engine.port)
+            .request(
+                "POST",
+                "/in",
+                &[("Content-Type", "application/json")],
+                b"{}",
+            )
+            .is_ok_and(|a| a.status == 202)
+    });
+}
+
+#[test]
+fn slow_headers_are_cut_off_and_a_slow_body_gets_408() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(&dir, "header_timeout_secs = 1\nrequest_timeout_secs = 1\n");
+    // Headers never finished: the connection is closed after header_timeout_secs.
+    let mut slow = Http::plain(engine.port);
+    slow.stream
+        .write_all(b"POST /in HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = std::time::Instant::now();
+    let cut = slow.read_answer();
+    assert!(cut.is_err() || cut.is_ok_and(|a| a.status == 408));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // Headers in time, half the body, then silence: 408 and the connection closes.
+    let mut http = Http::plain(engine.port);
+    http.stream
+        .write_all(
+            b"POST /in HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{\"a\"",
+        )
+        .unwrap();
+    let answer = http.read_answer().expect("an answer");
+    assert_eq!(answer.status, 408);
+    assert_eq!(answer.header("connection"), Some("close"));
+    assert!(engine.messages().is_empty());
+}
+
+#[test]
+fn a_replaced_certificate_is_served_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dev_certs(&dir.path().join("old"));
+    let new = dev_certs(&dir.path().join("new"));
+    let live = dir.path().join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    for file in ["server.pem", "server.key"] {
+        std::fs::copy(old.join(file), live.join(file)).unwrap();
+    }
+    let tls = format!(
+        "[source.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nreload_interval_secs = 1\n",
+        live.join("server.pem").display(),
+        live.join("server.key").display()
+    );
+    let engine = start(&dir, &tls);
+    let post = |ca: &Path| {
+        Http::tls(engine.port, ca, None)
+            .request(
+                "POST",
+                "/in",
+                &[("Content-Type", "application/json")],
+                b"{}",
+            )
+            .map(|a| a.status)
+    };
+    assert_eq!(post(&old.join("ca.pem")).ok(), Some(202));
+    assert!(post(&new.join("ca.pem")).is_err(), "new CA not trusted yet");
+    // Key first, then certificate (a mismatched pair in between is kept out by the reloader).
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::copy(new.join("server.key"), live.join("server.key")).unwrap();
+    std::fs::copy(new.join("server.pem"), live.join("server.pem")).unwrap();
+    eventually(10, "the new certificate is served", || {
+        post(&new.join("ca.pem")).ok() == Some(202)
+    });
+    assert!(
+        post(&old.join("ca.pem")).is_err(),
+        "old certificate retired"
+    );
+}
+
+#[test]
+fn tls_offers_h2_and_http_1_1_by_alpn() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dev_certs(dir.path());
+    let tls = format!(
+        "[source.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        certs.join("server.pem").display(),
+        certs.join("server.key").display()
+    );
+    let engine = start(&dir, &tls);
+    let negotiated = |offer: &[&[u8]]| {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(certs.join("ca.pem")).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = offer.iter().map(|p| p.to_vec()).collect();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+        let mut tcp = tcp(engine.port);
+        conn.complete_io(&mut tcp).expect("handshake");
+        conn.alpn_protocol().map(<[u8]>::to_vec)
+    };
+    assert_eq!(negotiated(&[b"h2", b"http/1.1"]), Some(b"h2".to_vec()));
+    assert_eq!(negotiated(&[b"http/1.1"]), Some(b"http/1.1".to_vec()));
+}
