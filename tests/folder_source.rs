@@ -258,15 +258,88 @@ fn unreadable_files_go_to_error_with_a_reason() {
     assert_eq!(messages[0]["control_id"], "GOOD");
 }
 
+#[test]
+fn a_file_with_a_refused_message_goes_to_error_and_the_others_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    // The second message has a version the channel does not accept: refused (AR).
+    let refused = adt("REFUSED").replace("|P|2.5.1\r", "|P|9.9\r");
+    let file = format!("{}{refused}{}", adt("KEEP-1"), adt("KEEP-3"));
+    std::fs::write(inbox.join("mixed.hl7"), &file).unwrap();
+    let engine = start(dir.path(), port, &sqlite(dir.path()), STABLE);
+    let errors = inbox.join("error");
+    eventually(20, "the file moved to error/", || {
+        names(&errors) == ["mixed.hl7", "mixed.hl7.reason"]
+    });
+    assert!(names(&inbox.join("processed")).is_empty());
+    assert_eq!(
+        std::fs::read_to_string(errors.join("mixed.hl7")).unwrap(),
+        file
+    );
+    let messages = stored(&engine);
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert_eq!(messages[0]["control_id"], "KEEP-1");
+    assert_eq!(messages[2]["control_id"], "KEEP-3");
+    assert_eq!(
+        messages[1]["status"], "error",
+        "the refused one is stored as error"
+    );
+    let reason = std::fs::read_to_string(errors.join("mixed.hl7.reason")).unwrap();
+    let expected = format!(
+        "the channel refused 1 of 3 messages in this file: message 2 (stored as message {})",
+        messages[1]["id"]
+    );
+    assert!(reason.starts_with(&expected), "{reason}");
+}
+
+#[test]
+fn a_file_waits_in_the_inbox_while_the_store_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let store = sqlite(dir.path());
+    let mut engine = start(dir.path(), port, &store, STABLE);
+    assert_eq!(engine.stop(), Some(0));
+    // A read-only store: every commit fails.
+    let mut engine = Engine::restart_in(dir.path(), port, &format!("{store}?mode=ro"));
+    let inbox = dir.path().join("inbox");
+    std::fs::write(inbox.join("wait.hl7"), adt("WAIT-1")).unwrap();
+    eventually(20, "the failure is logged", || {
+        engine
+            .log()
+            .contains("store unavailable; the file stays in the inbox")
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(names(&inbox), ["wait.hl7"], "left in place");
+    assert!(names(&inbox.join("error")).is_empty());
+    assert_eq!(
+        engine
+            .log()
+            .matches("store unavailable; the file stays in the inbox")
+            .count(),
+        1,
+        "logged once, retried quietly"
+    );
+    assert_eq!(engine.stop(), Some(0));
+    // The store is writable again: the file is ingested.
+    let engine = Engine::restart_in(dir.path(), port, &store);
+    eventually(20, "the file processed", || {
+        names(&inbox.join("processed")) == ["wait.hl7"]
+    });
+    let messages = stored(&engine);
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["control_id"], "WAIT-1");
+}
+
 /// Drops a big multi-message file, SIGKILLs the engine while it is being ingested, restarts:
 /// every message is stored exactly once and the file ends in processed/.
-fn killed_mid_file_stores_each_message_once(dir: &Path, store: &str) {
-    const N: usize = 4000;
+fn killed_mid_file_stores_each_message_once(dir: &Path, store: &str, n: usize) {
     let port = free_port();
     let mut engine = start(dir, port, store, "stable_ms = 100\n");
     let inbox = dir.join("inbox");
     let mut file = String::new();
-    for i in 0..N {
+    for i in 0..n {
         file.push_str(&adt(&format!("K{i:05}")));
     }
     let tmp = inbox.join("big.hl7.tmp");
@@ -301,10 +374,11 @@ fn killed_mid_file_stores_each_message_once(dir: &Path, store: &str) {
     engine.kill();
     let before = stored(&engine).len();
     assert!(
-        before > 0 && before < N && inbox.join("big.hl7").exists(),
-        "the kill must land mid-file (stored {before} of {N}); make the file bigger"
+        before > 0 && before < n && inbox.join("big.hl7").exists(),
+        "the kill must land mid-file (stored {before} of {n}); make the file bigger"
     );
 
+    eprintln!("stored {before} of {n} before the kill");
     let engine = Engine::restart_in(dir, port, store);
     eventually(120, "the big file moved to processed/", || {
         names(&inbox.join("processed")) == ["big.hl7"]
@@ -315,20 +389,20 @@ fn killed_mid_file_stores_each_message_once(dir: &Path, store: &str) {
         .map(|m| m["control_id"].as_str().unwrap_or(""))
         .collect();
     let unique: HashSet<&str> = ids.iter().copied().collect();
-    assert_eq!(unique.len(), N, "every message stored");
-    assert_eq!(ids.len(), N, "none twice (stored {before} before the kill)");
-    let in_order: Vec<String> = (0..N).map(|i| format!("K{i:05}")).collect();
+    assert_eq!(unique.len(), n, "every message stored");
+    assert_eq!(ids.len(), n, "none twice (stored {before} before the kill)");
+    let in_order: Vec<String> = (0..n).map(|i| format!("K{i:05}")).collect();
     assert_eq!(ids, in_order, "stored in file order");
     // Each message was delivered once too: one delivery (one file) per stored message.
     eventually(60, "every message delivered", || {
-        std::fs::read_dir(dir.join("out")).map_or(0, |d| d.count()) == N
+        std::fs::read_dir(dir.join("out")).map_or(0, |d| d.count()) == n
     });
 }
 
 #[test]
 fn sigkill_mid_file_then_restart_stores_every_message_once() {
     let dir = tempfile::tempdir().unwrap();
-    killed_mid_file_stores_each_message_once(dir.path(), &sqlite(dir.path()));
+    killed_mid_file_stores_each_message_once(dir.path(), &sqlite(dir.path()), 2000);
 }
 
 fn pg_url() -> String {
@@ -359,6 +433,6 @@ fn sigkill_mid_file_then_restart_stores_every_message_once_on_postgres() {
     let store = format!("{}{sep}options=-c%20search_path%3D{schema}", pg_url());
     let dir = tempfile::tempdir().unwrap();
     let path: PathBuf = dir.path().to_path_buf();
-    killed_mid_file_stores_each_message_once(&path, &store);
+    killed_mid_file_stores_each_message_once(&path, &store, 600);
     psql(&format!("DROP SCHEMA {schema} CASCADE"));
 }
