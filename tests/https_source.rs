@@ -855,6 +855,20 @@ fn slow_headers_are_cut_off_and_a_slow_body_gets_408() {
     assert!(started.elapsed() >= Duration::from_millis(900));
     assert!(started.elapsed() < Duration::from_secs(10));
 
+    // An idle keep-alive connection is closed after the same time (it would hold a slot).
+    let mut idle = Http::plain(engine.port);
+    assert_eq!(idle.post("application/json", b"{}").status, 202);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        idle.request(
+            "POST",
+            "/in",
+            &[("Content-Type", "application/json")],
+            b"{}"
+        )
+        .is_err()
+    );
+
     // Headers in time, half the body, then silence: 408 and the connection closes.
     let mut http = Http::plain(engine.port);
     http.stream
@@ -865,7 +879,11 @@ fn slow_headers_are_cut_off_and_a_slow_body_gets_408() {
     let answer = http.read_answer().expect("an answer");
     assert_eq!(answer.status, 408);
     assert_eq!(answer.header("connection"), Some("close"));
-    assert!(engine.messages().is_empty());
+    assert_eq!(
+        engine.messages().len(),
+        1,
+        "only the idle connection's message"
+    );
 }
 
 #[test]
