@@ -10,11 +10,21 @@
 //! alert_channel = "alerts"            # a channel (usually `kind = "internal"`) that dispatches
 //! codes = "channels/maps/monitor-codes.toml"   # optional local codes (LOINC is built in)
 //! link = "http://medway.ward.local/alerts/{alert_id}"   # optional, in the alert text
+//! identifier_systems = { "urn:oid:2.16.840.1.113883.2.1.4.1" = "NHS" }   # FHIR only, optional
 //! [destination.scoring]               # DECISIONS.md settings, all optional
 //! qsofa_mentation = "gcs_lt_15_or_acvpu"
 //! [destination.alerts]                # thresholds and the suppression window
 //! suppression_minutes = 240
 //! ```
+//!
+//! Payloads are HL7 v2 ORUs or FHIR R4 JSON (detected by a leading `{`): an Observation or a
+//! Bundle holding Observations (components included: a blood-pressure panel's systolic, a pulse
+//! oximetry's inspired-oxygen flow). FHIR values go through the same code tables, unit
+//! normalisation and status rules (`final`, `amended`/`corrected`, `preliminary`,
+//! `entered-in-error`, `cancelled`) into the same observation rows, and are scored alike. Their
+//! patient key is the subject's identifier (`subject.identifier`, or the identifiers of the
+//! Patient its reference resolves to in the Bundle) as `value^^^authority`, the authority
+//! being `identifier_systems[system]`, else the system URI itself.
 //!
 //! Invariants: an observation belongs to the PID it came under, and a patient's window holds
 //! only that patient's observations (the store is queried by patient key, and the window
@@ -34,12 +44,13 @@ use medway_engine::config::{ConnectorSpec, SettingsError};
 use medway_engine::connector::{ConnectorContext, DeliveryError, Destination, Response};
 use medway_engine::message::{Delivery, Inbound, Lineage};
 use medway_engine::scoring::{
-    CodeMap, Observation, PatientFlags, PatientKey, PatientWindow, ResultStatus, ScaleFlag, Scores,
-    ScoringSettings, ScoringSettingsFile, VitalKind, extract,
+    CodeMap, Extracted, Observation, PatientFlags, PatientKey, PatientWindow, ResultStatus,
+    ScaleFlag, Scores, ScoringSettings, ScoringSettingsFile, VitalKind, extract, fhir,
 };
 use medway_engine::store::{AlertRow, ObservationRow, ScoreRow, Store};
 use medway_hl7::Message;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -57,6 +68,10 @@ pub struct ScoringDestinationSettings {
     pub scoring: Option<ScoringSettingsFile>,
     #[serde(default)]
     pub alerts: AlertRules,
+    /// FHIR identifier system URI → the authority of the patient key (`value^^^AUTHORITY`), so
+    /// FHIR and HL7 observations of one patient share a key.
+    #[serde(default)]
+    pub identifier_systems: HashMap<String, String>,
 }
 
 /// What the destination was built from, checked.
@@ -393,18 +408,70 @@ impl ScoringDestination {
     }
 }
 
+/// A FHIR JSON payload starts with `{` (after an optional BOM and whitespace); an ER7 message
+/// starts with `MSH`, `FHS` or `BHS`.
+fn is_json(payload: &[u8]) -> bool {
+    let payload = payload.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(payload);
+    payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+impl ScoringDestination {
+    /// The observations of a FHIR payload. A scoring observation without a patient
+    /// identifier errors the delivery: nothing is scored for a guessed patient.
+    fn extract_fhir(&self, delivery: &Delivery) -> Result<Extracted, DeliveryError> {
+        let extracted = fhir::extract_fhir_json(
+            &delivery.payload,
+            &self.setup.codes,
+            &self.setup.scoring,
+            &self.setup.settings.identifier_systems,
+            delivery.control_id.as_deref().unwrap_or_default(),
+        )
+        .map_err(|e| DeliveryError::never(format!("not a usable FHIR payload: {e}")))?;
+        if extracted.patient.is_none()
+            && extracted
+                .problems
+                .iter()
+                .any(|p| p.problem == medway_engine::scoring::ProblemKind::MissingPatient)
+        {
+            return Err(DeliveryError::never(
+                "an Observation's subject has no resolvable patient identifier \
+                 (subject.identifier, or a Patient entry with an identifier): not scored",
+            ));
+        }
+        Ok(extracted)
+    }
+}
+
 #[async_trait]
 impl Destination for ScoringDestination {
     async fn send(&self, delivery: &Delivery) -> Result<Response, DeliveryError> {
         let store = self.store()?;
-        let message = Message::parse(delivery.payload.clone())
-            .map_err(|e| DeliveryError::never(format!("not an HL7 v2 message: {e}")))?;
-        let extracted = extract(&message, &self.setup.codes, &self.setup.scoring);
-        if extracted.patient.is_none() {
-            return Err(DeliveryError::never(
-                "no patient identifier (PID-3): not scored",
-            ));
-        }
+        let (extracted, name) = if is_json(&delivery.payload) {
+            let extracted = self.extract_fhir(delivery)?;
+            if extracted.patients.is_empty() {
+                return Ok(Response {
+                    summary: format!(
+                        "no scoring observation in the FHIR payload ({} not scored)",
+                        extracted.problems.len()
+                    ),
+                });
+            }
+            (extracted, None)
+        } else {
+            let message = Message::parse(delivery.payload.clone())
+                .map_err(|e| DeliveryError::never(format!("not an HL7 v2 message: {e}")))?;
+            let extracted = extract(&message, &self.setup.codes, &self.setup.scoring);
+            if extracted.patient.is_none() {
+                return Err(DeliveryError::never(
+                    "no patient identifier (PID-3): not scored",
+                ));
+            }
+            let name = message
+                .get("PID-5")
+                .map(|n| n.into_owned())
+                .filter(|n| !n.is_empty());
+            (extracted, name)
+        };
         let rows: Vec<ObservationRow> = extracted
             .observations
             .iter()
@@ -412,10 +479,6 @@ impl Destination for ScoringDestination {
             .map(|(i, o)| to_row(o, delivery, i))
             .collect();
         store.record_observations(&rows).await.map_err(storage)?;
-        let name = message
-            .get("PID-5")
-            .map(|n| n.into_owned())
-            .filter(|n| !n.is_empty());
         let mut notes = vec![format!(
             "{} observation(s), {} not scored",
             rows.len(),
