@@ -332,6 +332,40 @@ fn a_file_waits_in_the_inbox_while_the_store_is_unavailable() {
     assert_eq!(messages[0]["control_id"], "WAIT-1");
 }
 
+#[test]
+fn sigterm_finishes_the_file_in_hand_then_stops() {
+    const N: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let store = sqlite(dir.path());
+    let mut engine = start(dir.path(), port, &store, "stable_ms = 100\n");
+    let inbox = dir.path().join("inbox");
+    let file: String = (0..N).map(|i| adt(&format!("T{i:04}"))).collect();
+    std::fs::write(inbox.join("term.hl7.tmp"), &file).unwrap();
+    std::fs::rename(inbox.join("term.hl7.tmp"), inbox.join("term.hl7")).unwrap();
+    eventually(30, "ingestion started", || {
+        let out = engine.medway(&[
+            "messages",
+            "list",
+            "--json",
+            "--channel",
+            "test",
+            "--limit",
+            "1",
+            "--store",
+            &store,
+        ]);
+        !out.stdout.is_empty()
+    });
+    assert_eq!(engine.stop(), Some(0), "clean exit");
+    assert_eq!(
+        names(&inbox.join("processed")),
+        ["term.hl7"],
+        "the file was finished"
+    );
+    assert_eq!(stored(&engine).len(), N);
+}
+
 /// Drops a big multi-message file, SIGKILLs the engine while it is being ingested, restarts:
 /// every message is stored exactly once and the file ends in processed/.
 fn killed_mid_file_stores_each_message_once(dir: &Path, store: &str, n: usize) {

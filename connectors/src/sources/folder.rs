@@ -246,7 +246,7 @@ impl Source for FolderSource {
             };
             let now = Instant::now();
             let seen = stability.observe(listing, now);
-            let more = seen.ready.len() > settings.max_files_per_scan;
+            let mut more = seen.ready.len() > settings.max_files_per_scan;
             let mut next_check = seen.next_check;
             for file in seen.ready.into_iter().take(settings.max_files_per_scan) {
                 if cx.shutdown.is_cancelled() {
@@ -255,10 +255,15 @@ impl Source for FolderSource {
                 match ingest.file(&file).await {
                     Handled::Done | Handled::Changed => stability.forget(&file.name),
                     Handled::Hold(wait) => {
+                        // This file's own problem: the files after it go on.
                         let until = Instant::now() + wait;
                         stability.hold(&file.name, until);
                         next_check = Some(next_check.map_or(until, |n| n.min(until)));
-                        // Later files wait too: files are ingested in order.
+                    }
+                    Handled::StoreDown => {
+                        // Every file waits, this one first: files are ingested in order.
+                        next_check = Some(Instant::now() + poll);
+                        more = false;
                         break;
                     }
                 }
@@ -300,8 +305,10 @@ enum Handled {
     Done,
     /// It changed while being read: watch it again from scratch.
     Changed,
-    /// Left in place; try again after this long (store down, unreadable, move failed).
+    /// Left in place; try it again after this long (unreadable, move failed).
     Hold(Duration),
+    /// Left in place: the store is unavailable. Retried first, before any later file.
+    StoreDown,
 }
 
 /// Ingests one file at a time for one channel.
@@ -364,7 +371,7 @@ impl Ingest<'_> {
                             "store unavailable; the file stays in the inbox and is retried");
                     }
                     self.store_down = true;
-                    return Handled::Hold(Duration::from_millis(self.settings.poll_interval_ms));
+                    return Handled::StoreDown;
                 }
                 ReplyOutcome::Rejected(_) => refused.push((index, reply.message_id)),
                 ReplyOutcome::Accepted | ReplyOutcome::Filtered | ReplyOutcome::Invalid(_) => {}
