@@ -46,6 +46,9 @@ fn run_one(channel: &BuiltChannel, test: &ChannelTest) -> Vec<String> {
         Ok(bytes) => Bytes::from(bytes),
         Err(e) => return vec![format!("cannot read the input: {e}")],
     };
+    if crate::channel::json::looks_like_json(&input) {
+        return run_json_case(channel, test, &input);
+    }
     let original = match Message::parse(input) {
         Ok(m) => m,
         Err(e) => {
@@ -150,6 +153,106 @@ fn run_one(channel: &BuiltChannel, test: &ChannelTest) -> Vec<String> {
             failures.push(format!(
                 "output {destination} differs:\n{}",
                 segment_diff(&expected, &actual)
+            ));
+        }
+    }
+    failures
+}
+
+/// A case whose input is a JSON document (`input = "samples/x.json"`): FHIR validation and the
+/// steps as `submit` runs them. `values` keys are JSON pointers (`/status`,
+/// `/code/coding/0/code`) into the document after the steps; a string member compares as its
+/// text, anything else as its JSON. There is no ACK: a case that names one fails.
+fn run_json_case(channel: &BuiltChannel, test: &ChannelTest, input: &[u8]) -> Vec<String> {
+    let mut failures = Vec::new();
+    let processed = crate::channel::json::process(&channel.pipeline, input);
+    let status = match &processed.verdict {
+        Verdict::Accept => "accepted",
+        Verdict::Filter => "filtered",
+        Verdict::Invalid(_) | Verdict::Reject(_) => "error",
+    };
+    if let Verdict::Invalid(e) | Verdict::Reject(e) = &processed.verdict
+        && test.expect != Some(Expectation::Error)
+    {
+        failures.push(format!("the document was refused: {}", e.text));
+    }
+    compare(
+        &mut failures,
+        "status",
+        test.expect.map(Expectation::as_str),
+        status,
+    );
+    if let Some(ack) = &test.ack {
+        failures.push(format!(
+            "ack {ack}: a JSON document gets no HL7 acknowledgement"
+        ));
+    }
+    let document = processed.document.unwrap_or_default();
+    for (pointer, expected) in &test.values {
+        let actual = document.pointer(pointer).map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        if actual.as_deref() != Some(expected.as_str()) {
+            failures.push(format!(
+                "value {pointer}\n    expected: {expected:?}\n    actual:   {}",
+                actual.map_or("(missing)".to_string(), |a| format!("{a:?}"))
+            ));
+        }
+    }
+    let routes: Vec<String> = processed.routes.iter().map(|r| r.to_string()).collect();
+    if let Some(expected) = &test.destinations
+        && *expected != routes
+    {
+        failures.push(format!(
+            "destinations\n    expected: {expected:?}\n    actual:   {routes:?}"
+        ));
+    }
+    let sent = processed
+        .transformed
+        .unwrap_or_else(|| Bytes::copy_from_slice(input));
+    for (destination, expected) in &test.outputs {
+        let Some(built) = channel
+            .destinations
+            .iter()
+            .find(|d| d.config.name == *destination)
+        else {
+            failures.push(format!("unknown destination {destination:?}"));
+            continue;
+        };
+        if !routes.contains(destination) {
+            failures.push(format!(
+                "output {destination}: the document is not routed there"
+            ));
+            continue;
+        }
+        let expected = match expected.load() {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                failures.push(format!(
+                    "output {destination}: cannot read the expected output: {e}"
+                ));
+                continue;
+            }
+        };
+        let actual = match built.scripts.prepare(&sent) {
+            Ok(Prepared::Send(bytes)) => bytes,
+            Ok(Prepared::Skip(note)) => {
+                failures.push(format!("output {destination}: {note}"));
+                continue;
+            }
+            Err(reason) => {
+                failures.push(format!("output {destination}: {reason}"));
+                continue;
+            }
+        };
+        // Compared as JSON: member order and spacing do not matter.
+        let parsed = |b: &[u8]| crate::channel::json::parse(b).ok();
+        if parsed(&actual).is_none() || parsed(&actual) != parsed(&expected) {
+            failures.push(format!(
+                "output {destination} differs:\n    expected: {}\n    actual:   {}",
+                String::from_utf8_lossy(trim_end(&expected)),
+                String::from_utf8_lossy(trim_end(&actual))
             ));
         }
     }

@@ -1,6 +1,7 @@
-//! Runs every ```rhai example of `scripts/README.md` against the sample ORU message, with the
-//! README's own code maps and the repository's `scripts/lib`, and checks that every script
-//! call is documented with an example.
+//! Runs every ```rhai example of `scripts/README.md` against the sample ORU message (and every
+//! ```rhai json example against a FHIR Observation, as `res`), with the README's own code maps
+//! and the repository's `scripts/lib`, and checks that every script call is documented with an
+//! example.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -77,12 +78,27 @@ fn every_readme_example_runs() {
     let sample =
         Bytes::from(std::fs::read(repo().join("channels/samples/oru-r01-vitals.hl7")).unwrap());
 
+    let observation: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo().join("tests/corpus/fhir/uscore_observation-heart-rate.json"))
+            .unwrap(),
+    )
+    .unwrap();
+
     let mut failures = Vec::new();
     let mut ran = 0;
-    for block in blocks.iter().filter(|b| b.lang == "rhai") {
+    let mut ran_json = 0;
+    for block in blocks
+        .iter()
+        .filter(|b| b.lang == "rhai" || b.lang == "rhai json")
+    {
         let name = format!("README.md:{}", block.line);
-        let message = medway_hl7::Message::parse(sample.clone()).unwrap();
-        let mut run = ScriptRun::new(message, "readme");
+        let mut run = if block.lang == "rhai json" {
+            ran_json += 1;
+            ScriptRun::json(&observation, "readme", engine.limits()).unwrap()
+        } else {
+            let message = medway_hl7::Message::parse(sample.clone()).unwrap();
+            ScriptRun::new(message, "readme")
+        };
         if block.text.contains("response") {
             let mut response = rhai::Map::new();
             response.insert("ack_code".into(), "AA".into());
@@ -104,6 +120,7 @@ fn every_readme_example_runs() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(ran >= 25, "only {ran} examples ran");
+    assert!(ran_json >= 4, "only {ran_json} JSON examples");
 }
 
 #[test]
@@ -168,6 +185,8 @@ fn every_script_call_has_an_example() {
         ".name",
         ".occurrence",
         ".index",
+        "res.resourceType",
+        "res = #{",
     ];
     let missing: Vec<&str> = calls
         .iter()

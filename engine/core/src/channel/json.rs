@@ -1,10 +1,13 @@
-//! JSON payloads (webhook bodies, alert documents, FHIR resources): how one is recognised and
-//! read, shared by `submit` and the destination scripts.
+//! JSON payloads (webhook bodies, alert documents, FHIR resources): how one is recognised,
+//! read, validated and run through a channel's steps — without I/O, so `submit`, the
+//! destination scripts and `medway test-channel` share it.
 //!
 //! Invariants: a payload is JSON when its first non-blank byte (after an optional UTF-8 BOM)
 //! is `{` or `[`; HL7 v2 starts with `MSH`, `FHS` or `BHS`. The stored raw bytes keep their BOM;
 //! only parsing skips it. Errors never quote the payload.
 
+use super::{ChannelPipeline, Verdict};
+use medway_hl7::ack::AckError;
 use serde_json::Value;
 
 /// The UTF-8 byte order mark some senders put before a JSON body.
@@ -41,6 +44,82 @@ fn category(error: &serde_json::Error) -> &'static str {
         serde_json::error::Category::Syntax => "syntax error",
         serde_json::error::Category::Data => "unexpected data",
         serde_json::error::Category::Eof => "unexpected end",
+    }
+}
+
+/// What became of one JSON payload: the verdict, what to store and where it goes.
+#[derive(Debug)]
+pub(crate) struct JsonProcessed {
+    pub verdict: Verdict,
+    pub identity: Identity,
+    /// The document after the steps (`None` when it did not parse).
+    pub document: Option<Value>,
+    /// The serialised document when the steps changed it (stored, and delivered).
+    pub transformed: Option<bytes::Bytes>,
+    /// The destinations chosen; empty unless accepted.
+    pub routes: Vec<std::sync::Arc<str>>,
+}
+
+/// Parses the payload, validates a FHIR resource, runs the channel's steps on the document
+/// (`res`) and validates a transformed FHIR resource again. Never panics.
+pub(crate) fn process(pipeline: &ChannelPipeline, payload: &[u8]) -> JsonProcessed {
+    let invalid = |code, text| {
+        Verdict::Invalid(AckError {
+            code,
+            text,
+            location: None,
+        })
+    };
+    let refused = |verdict, identity, document| JsonProcessed {
+        verdict,
+        identity,
+        document,
+        transformed: None,
+        routes: Vec::new(),
+    };
+    let document = match parse(payload) {
+        Ok(document) => document,
+        Err(reason) => return refused(invalid(100, reason), Identity::default(), None),
+    };
+    let (identity, check) = identify(payload, &document);
+    if let Err(reason) = check {
+        return refused(invalid(100, reason), identity, Some(document));
+    }
+    if !pipeline.has_steps() {
+        return JsonProcessed {
+            verdict: Verdict::Accept,
+            identity,
+            document: Some(document),
+            transformed: None,
+            routes: pipeline.destinations().to_vec(),
+        };
+    }
+    let processed = pipeline.process_json(&document);
+    let mut verdict = processed.verdict;
+    let transformed = (processed.document != document).then(|| {
+        let bytes = to_bytes(&processed.document);
+        if verdict == Verdict::Accept
+            && identity.fhir
+            && let Err(reason) = check_fhir(&bytes)
+        {
+            verdict = invalid(
+                207,
+                format!("the transformed resource is not valid FHIR R4: {reason}"),
+            );
+        }
+        bytes
+    });
+    let routes = if verdict == Verdict::Accept {
+        processed.routes
+    } else {
+        Vec::new()
+    };
+    JsonProcessed {
+        verdict,
+        identity,
+        document: Some(processed.document),
+        transformed,
+        routes,
     }
 }
 

@@ -222,51 +222,13 @@ async fn submit_json(
     peer: Option<String>,
     received_at: i64,
 ) -> Reply {
-    let invalid = |code, text| {
-        Verdict::Invalid(AckError {
-            code,
-            text,
-            location: None,
-        })
-    };
-    let (verdict, identity, transformed, routes) = match json::parse(&inbound.payload) {
-        Err(reason) => (
-            invalid(100, reason),
-            json::Identity::default(),
-            None,
-            Vec::new(),
-        ),
-        Ok(document) => match json::identify(&inbound.payload, &document) {
-            (identity, Err(reason)) => (invalid(100, reason), identity, None, Vec::new()),
-            (identity, Ok(())) if !inner.pipeline.has_steps() => {
-                let routes = inner.pipeline.destinations().to_vec();
-                (Verdict::Accept, identity, None, routes)
-            }
-            (identity, Ok(())) => {
-                let processed = run_json_pipeline(inner, &document);
-                let mut verdict = processed.verdict;
-                let transformed = (processed.document != document).then(|| {
-                    let bytes = json::to_bytes(&processed.document);
-                    if verdict == Verdict::Accept
-                        && identity.fhir
-                        && let Err(reason) = json::check_fhir(&bytes)
-                    {
-                        verdict = invalid(
-                            207,
-                            format!("the transformed resource is not valid FHIR R4: {reason}"),
-                        );
-                    }
-                    bytes
-                });
-                let routes = if verdict == Verdict::Accept {
-                    processed.routes
-                } else {
-                    Vec::new()
-                };
-                (verdict, identity, transformed, routes)
-            }
-        },
-    };
+    let json::JsonProcessed {
+        verdict,
+        identity,
+        transformed,
+        routes,
+        ..
+    } = run_json_pipeline(inner, &inbound.payload);
     let (status, error) = match &verdict {
         Verdict::Accept => (MessageStatus::Accepted, None),
         Verdict::Filter => (MessageStatus::Filtered, None),
@@ -335,13 +297,13 @@ async fn submit_json(
 }
 
 /// [`run_pipeline`] for a JSON document (scripts under `block_in_place` likewise).
-fn run_json_pipeline(inner: &ChannelInner, document: &serde_json::Value) -> super::ProcessedJson {
+fn run_json_pipeline(inner: &ChannelInner, payload: &[u8]) -> json::JsonProcessed {
     let multi_thread = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     if inner.pipeline.has_scripts() && multi_thread {
-        tokio::task::block_in_place(|| inner.pipeline.process_json(document))
+        tokio::task::block_in_place(|| json::process(&inner.pipeline, payload))
     } else {
-        inner.pipeline.process_json(document)
+        json::process(&inner.pipeline, payload)
     }
 }
 

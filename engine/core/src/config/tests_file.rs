@@ -7,6 +7,7 @@
 //! expect = "filtered"                       # accepted | filtered | error
 //! ack = "AA"                                # the ACK code the sender would get
 //! values = { "PID-5.1" = "SMITH" }          # values after the channel's steps
+//!                                           # (JSON input: JSON pointers, `"/status" = "final"`)
 //! destinations = ["archive"]                # destinations chosen
 //! output = { archive = """MSH|…""" }        # exact output per destination (or output_file)
 //! ```
@@ -133,8 +134,14 @@ impl TestFile {
                 at(format!("unknown ACK code {ack:?}")).with_hint("AA, AE, AR, CA, CE or CR")
             );
         }
-        if let Some(path) = self.values.keys().find(|p| !super::looks_like_path(p)) {
-            return Err(at(format!("bad HL7 path {path:?} in `values`")));
+        // `/a/b/0` is a JSON pointer, for a JSON input.
+        if let Some(path) = self
+            .values
+            .keys()
+            .find(|p| !p.starts_with('/') && !super::looks_like_path(p))
+        {
+            return Err(at(format!("bad HL7 path {path:?} in `values`"))
+                .with_hint("an HL7 path (PID-5.1), or a JSON pointer (/status) for JSON input"));
         }
         let mut outputs: Vec<(String, TestInput)> = self
             .output
