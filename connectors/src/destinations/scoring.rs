@@ -522,3 +522,27 @@ impl Destination for ScoringDestination {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_payloads_are_told_from_er7() {
+        assert!(is_json(b"{\"resourceType\":\"Observation\"}"));
+        assert!(is_json(b"\xEF\xBB\xBF\r\n  {}"));
+        assert!(!is_json(b"MSH|^~\\&|A"));
+        assert!(!is_json(b""));
+        assert!(!is_json(b"[{}]"));
+    }
+
+    #[test]
+    fn identifier_systems_is_a_setting() {
+        let table: toml::Table = toml::from_str(
+            "alert_channel = \"alerts\"\nidentifier_systems = { \"urn:oid:1.2.3\" = \"HOSP\" }",
+        )
+        .unwrap();
+        let setup = ScoringSetup::from_spec(&ConnectorSpec::inline("scoring", table)).unwrap();
+        assert_eq!(setup.settings.identifier_systems["urn:oid:1.2.3"], "HOSP");
+    }
+}
