@@ -262,8 +262,13 @@ fn script_errors_and_limits_apply_to_json() {
 
 #[test]
 fn hl7_runs_see_no_document() {
+    // A script's own `let res` is a local variable: it does not turn the message into JSON.
     let fixture = fixture(
-        &[("validate", r#"res == () && msg["MSH-10"] == "C1""#)],
+        &[
+            ("validate", r#"res == () && msg["MSH-10"] == "C1""#),
+            ("transform", "let res = 5; let channel_map = 1; res + 1"),
+            ("filter", "res == () && type_of(channel_map) == \"map\""),
+        ],
         ScriptLimits::default(),
     );
     let message = medway_hl7::Message::parse(bytes::Bytes::from_static(

@@ -296,6 +296,7 @@ impl ScriptEngine {
                 .clone()
                 .map_or(Dynamic::UNIT, Dynamic::from_map),
         );
+        let ours = scope.len();
         let guard = FrameGuard::enter(RunFrame {
             channel: run.channel.clone(),
             script: script.name.clone(),
@@ -306,6 +307,9 @@ impl ScriptEngine {
             .engine
             .eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast);
         let routes = guard.finish().and_then(|frame| frame.routes);
+        // Drop the script's own top-level variables: a `let res = …` (or `let channel_map`)
+        // in a script is a new variable that shadows ours, not a change to it.
+        scope.rewind(ours);
 
         if let Some(map) = scope.get_value::<Map>(CHANNEL_MAP_VAR) {
             run.channel_map = map;
