@@ -11,14 +11,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
 
-const STABLE: &str = "stable_ms = 400\n";
+const STABLE: &str = "stable_ms = 400\npoll_interval_ms = 100\n";
 
 /// The corpus batch: FHS, two batches, three ADT^A04 messages, FTS.
 const BATCH: &str = "tests/corpus/hl7/multi/pyhl7_fhs-bhs_v25_file-2-batches-3-messages.hl7";
 
 /// A folder channel `test` reading `inbox/`, plus an MLLP channel `ping` on `port`: the support
 /// module knows a started engine by its listening port.
-/// `extra` must set `stable_ms`.
+/// `extra` must set `stable_ms` and `poll_interval_ms`.
 fn start(dir: &Path, port: u16, store: &str, extra: &str) -> Engine {
     std::fs::create_dir_all(dir.join("channels")).unwrap();
     std::fs::write(dir.join("channels/ping.toml"), channel_toml(port, "")).unwrap();
@@ -27,7 +27,6 @@ fn start(dir: &Path, port: u16, store: &str, extra: &str) -> Engine {
 [source]
 kind = "folder"
 path = "inbox"
-poll_interval_ms = 100
 {extra}
 [[destination]]
 name = "archive"
@@ -214,7 +213,7 @@ fn unreadable_files_go_to_error_with_a_reason() {
         dir.path(),
         port,
         &sqlite(dir.path()),
-        "stable_ms = 400\nmax_file_bytes = 2048\n",
+        "stable_ms = 400\npoll_interval_ms = 100\nmax_file_bytes = 2048\n",
     );
     let errors = inbox.join("error");
     eventually(20, "three files in error/, one processed", || {
@@ -338,7 +337,12 @@ fn sigterm_finishes_the_file_in_hand_then_stops() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let store = sqlite(dir.path());
-    let mut engine = start(dir.path(), port, &store, "stable_ms = 100\n");
+    let mut engine = start(
+        dir.path(),
+        port,
+        &store,
+        "stable_ms = 100\npoll_interval_ms = 100\n",
+    );
     let inbox = dir.path().join("inbox");
     let file: String = (0..N).map(|i| adt(&format!("T{i:04}"))).collect();
     std::fs::write(inbox.join("term.hl7.tmp"), &file).unwrap();
@@ -366,11 +370,38 @@ fn sigterm_finishes_the_file_in_hand_then_stops() {
     assert_eq!(stored(&engine).len(), N);
 }
 
+#[test]
+fn notifications_pick_up_a_new_file_without_waiting_for_the_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // The first scan runs at start; after that only a notification can find the file soon.
+    let engine = start(
+        dir.path(),
+        port,
+        &sqlite(dir.path()),
+        "stable_ms = 200\npoll_interval_ms = 600000\n",
+    );
+    let inbox = dir.path().join("inbox");
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(inbox.join("new.hl7"), adt("NOTIFIED")).unwrap();
+    eventually(10, "the file processed", || {
+        names(&inbox.join("processed")) == ["new.hl7"]
+    });
+    assert_eq!(stored(&engine)[0]["control_id"], "NOTIFIED");
+}
+
 /// Drops a big multi-message file, SIGKILLs the engine while it is being ingested, restarts:
 /// every message is stored exactly once and the file ends in processed/.
 fn killed_mid_file_stores_each_message_once(dir: &Path, store: &str, n: usize) {
     let port = free_port();
-    let mut engine = start(dir, port, store, "stable_ms = 100\n");
+    // Deliveries leased by the killed process come back after the lease (PostgreSQL).
+    std::fs::write(dir.join("medway.toml"), "[delivery]\nlease_secs = 3\n").unwrap();
+    let mut engine = start(
+        dir,
+        port,
+        store,
+        "stable_ms = 100\npoll_interval_ms = 100\n",
+    );
     let inbox = dir.join("inbox");
     let mut file = String::new();
     for i in 0..n {
