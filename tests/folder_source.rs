@@ -21,6 +21,8 @@ const BATCH: &str = "tests/corpus/hl7/multi/pyhl7_fhs-bhs_v25_file-2-batches-3-m
 /// `extra` must set `stable_ms` and `poll_interval_ms`.
 fn start(dir: &Path, port: u16, store: &str, extra: &str) -> Engine {
     std::fs::create_dir_all(dir.join("channels")).unwrap();
+    // The ping port may open before the folder source has created its inbox.
+    std::fs::create_dir_all(dir.join("inbox")).unwrap();
     std::fs::write(dir.join("channels/ping.toml"), channel_toml(port, "")).unwrap();
     let folder = format!(
         r#"
