@@ -440,3 +440,48 @@ fn read_unchanged(path: &Path, expected: &scan::Candidate) -> std::io::Result<Op
         && meta.modified().unwrap_or(std::time::SystemTime::UNIX_EPOCH) == expected.modified;
     Ok(same.then(|| Bytes::from(bytes)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(text: &str) -> Result<FolderSettings, SettingsError> {
+        let table: toml::Table = toml::from_str(text).unwrap();
+        FolderSettings::from_spec(&ConnectorSpec::inline("folder", table))
+    }
+
+    #[test]
+    fn defaults_put_processed_and_error_inside_the_inbox() {
+        let s = settings("path = \"in\"").unwrap();
+        assert_eq!(s.extensions, ["hl7", "txt", "json"]);
+        assert_eq!(s.processed(), Path::new("in/processed"));
+        assert_eq!(s.errors(), Path::new("in/error"));
+        assert_eq!((s.stable_ms, s.poll_interval_ms), (1000, 1000));
+        assert_eq!(s.mode, FolderMode::Notify);
+        assert_eq!(s.max_file_bytes, 64 * 1024 * 1024);
+        let s = settings("path = \"in\"\nextensions = [\".HL7\"]\nmode = \"poll\"").unwrap();
+        assert_eq!(s.extensions, ["hl7"]);
+        assert_eq!(s.mode, FolderMode::Poll);
+    }
+
+    #[test]
+    fn bad_settings_name_their_key() {
+        for (text, key) in [
+            ("path = \"\"", "path"),
+            ("path = \"in\"\nextensions = []", "extensions"),
+            ("path = \"in\"\nextensions = [\"*.hl7\"]", "extensions"),
+            ("path = \"in\"\nprocessed_dir = \"in\"", "processed_dir"),
+            ("path = \"in\"\nerror_dir = \"in\"", "error_dir"),
+            ("path = \"in\"\npoll_interval_ms = 0", "poll_interval_ms"),
+            ("path = \"in\"\nmax_file_bytes = 0", "max_file_bytes"),
+            (
+                "path = \"in\"\nmax_files_per_scan = 0",
+                "max_files_per_scan",
+            ),
+        ] {
+            let error = settings(text).unwrap_err();
+            assert_eq!(error.key.as_deref(), Some(key), "{text}: {}", error.message);
+        }
+        assert!(settings("path = \"in\"\nmode = \"inotify\"").is_err());
+    }
+}
