@@ -81,7 +81,30 @@ pub(crate) fn parse(json: &[u8]) -> Result<(ResourceSummary, Value), FhirError> 
 
 /// fhirbolt's strict check of one resource tree.
 fn check(value: &Value) -> Result<(), serde_json::Error> {
-    fhirbolt::json::from_json_value::<R4Element>(value.clone(), None).map(drop)
+    fhirbolt::json::from_json_value::<R4Element>(resource_type_first(value), None).map(drop)
+}
+
+/// A copy of `value` with `resourceType` moved to the front of every object that has one.
+/// JSON objects are unordered and FHIR does not require `resourceType` first, but fhirbolt's
+/// element model reads it before the other members: without this, a valid resource whose
+/// producer wrote `resourceType` last would be refused.
+fn resource_type_first(value: &Value) -> Value {
+    match value {
+        Value::Object(object) => {
+            let mut ordered = serde_json::Map::with_capacity(object.len());
+            if let Some(resource_type) = object.get("resourceType") {
+                ordered.insert("resourceType".to_owned(), resource_type.clone());
+            }
+            for (key, member) in object {
+                if key != "resourceType" {
+                    ordered.insert(key.clone(), resource_type_first(member));
+                }
+            }
+            Value::Object(ordered)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(resource_type_first).collect()),
+        other => other.clone(),
+    }
 }
 
 /// Narrows a failing resource down to the element at fault: nested resources (Bundle entries,
@@ -212,6 +235,20 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    #[test]
+    fn resource_type_need_not_come_first() {
+        let late = br#"{"status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},
+            "contained":[{"id":"p","resourceType":"Patient"}],"resourceType":"Observation"}"#;
+        let summary = validate(late).expect("member order does not matter in JSON");
+        assert_eq!(summary.resource_type, "Observation");
+        let bundle = br#"{"type":"collection","entry":[{"resource":{"status":"final",
+            "code":{"text":"x"},"resourceType":"Observation"}}],"resourceType":"Bundle"}"#;
+        assert_eq!(validate(bundle).expect("nested too").entries, 1);
+        let broken = br#"{"colour":"red","resourceType":"Observation"}"#;
+        let error = validate(broken).expect_err("an unknown element is still refused");
+        assert!(error.to_string().contains("colour"), "{error}");
     }
 
     #[test]
