@@ -131,10 +131,11 @@ fn files_dropped_while_down_are_ingested_at_start() {
     let first = show(&engine, &messages[0]["id"]);
     assert_eq!(first["raw"], single);
     let origin = first["origin"].as_str().expect("origin shown");
-    let hex = origin
-        .strip_prefix("file:")
-        .and_then(|o| o.strip_suffix(":0"))
-        .expect("file:<sha256>:<index>");
+    let parts: Vec<&str> = origin.split(':').collect();
+    assert_eq!(parts.len(), 5, "file:<name>:<mtime ns>:<sha256>:<index>: {origin}");
+    assert_eq!((parts[0], parts[4]), ("file", "0"), "{origin}");
+    assert!(parts[1].ends_with(".hl7") && parts[2].parse::<u128>().is_ok(), "{origin}");
+    let hex = parts[3];
     assert_eq!(hex.len(), 64, "{origin}");
     assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
     let last = show(&engine, &messages[3]["id"]);

@@ -21,9 +21,9 @@
 //!
 //! **Exactly once.** A file may hold one HL7 v2 message, several (or an FHS/BHS batch), or one
 //! JSON document (`folder/split.rs`). Each message is submitted with
-//! `origin = "file:<sha256 of the file>:<index>"`; the store keeps one message per origin and
-//! channel. So a file re-read after a crash (or the same bytes dropped twice) is never stored
-//! twice. The file is moved to `processed/` only after every message in it has a committed
+//! `origin = "file:<name>:<mtime ns>:<sha256 of the file>:<index>"`; the store keeps one message
+//! per origin and channel. So a file re-read after a crash is never stored twice, while the same
+//! bytes dropped again later as a new file (a deliberate resend) are stored again. The file is moved to `processed/` only after every message in it has a committed
 //! outcome; when it cannot be split at all, is too big, or the channel refused a message as
 //! unparseable, it goes to `error/` with `<name>.reason` (the reason never quotes the file).
 //! When the store is unavailable the file stays where it is and is retried (logged once).
@@ -360,7 +360,7 @@ impl Ingest<'_> {
                 .cx
                 .channel
                 .submit(Inbound {
-                    origin: Some(prepared.origin(index)),
+                    origin: Some(prepared.origin(&name, file.modified, index)),
                     ..Inbound::new(message.clone())
                 })
                 .await;

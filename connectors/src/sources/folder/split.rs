@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A file ready to submit.
 #[derive(Debug)]
@@ -15,9 +16,14 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// The ingestion key of message `index`: unique per file content, stable across re-reads.
-    pub fn origin(&self, index: usize) -> String {
-        format!("file:{}:{index}", self.digest)
+    /// The ingestion key of message `index` of the file `name` last modified at `modified`:
+    /// stable when the same file is read again after a crash (same name, mtime and bytes), new
+    /// when someone drops the same content again as a new file (a deliberate resend).
+    pub fn origin(&self, name: &str, modified: SystemTime, index: usize) -> String {
+        let nanos = modified
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("file:{name}:{nanos}:{}:{index}", self.digest)
     }
 }
 
@@ -79,7 +85,11 @@ mod tests {
         let p = prepare(Bytes::from_static(ONE)).unwrap();
         assert_eq!(p.messages, vec![Bytes::from_static(ONE)]);
         assert_eq!(p.digest.len(), 64);
-        assert_eq!(p.origin(0), format!("file:{}:0", p.digest));
+        let at = UNIX_EPOCH + std::time::Duration::from_nanos(1_700_000_000_123_456_789);
+        assert_eq!(
+            p.origin("a.hl7", at, 0),
+            format!("file:a.hl7:1700000000123456789:{}:0", p.digest)
+        );
     }
 
     #[test]
@@ -120,7 +130,12 @@ mod tests {
     fn identical_bytes_give_identical_origins() {
         let a = prepare(Bytes::from_static(ONE)).unwrap();
         let b = prepare(Bytes::copy_from_slice(ONE)).unwrap();
-        assert_eq!(a.origin(0), b.origin(0));
+        let at = SystemTime::now();
+        assert_eq!(a.origin("x.hl7", at, 0), b.origin("x.hl7", at, 0));
+        // The same bytes dropped again later (a new file) are a new message.
+        let later = at + std::time::Duration::from_secs(1);
+        assert_ne!(a.origin("x.hl7", at, 0), b.origin("x.hl7", later, 0));
+        assert_ne!(a.origin("x.hl7", at, 0), b.origin("y.hl7", at, 0));
         let c = prepare(Bytes::from(
             ONE.iter().chain(b"\r").copied().collect::<Vec<_>>(),
         ))
