@@ -119,7 +119,7 @@ fn repo_channels_pass_check() {
     let (code, stdout) = check(Path::new(repo), &[]);
     assert_eq!(code, 0, "the shipped channels must pass; output:\n{stdout}");
     assert!(
-        stdout.starts_with("ok: 5 channel(s) checked in channels"),
+        stdout.starts_with("ok: 8 channel(s) checked in channels"),
         "{stdout}"
     );
 }
@@ -402,7 +402,7 @@ fn bad_test_blocks_point_at_their_test() {
         &stdout,
         "channels/j4.toml:12:1: ",
         "bad HL7 path \"PID5\" in `values`",
-        None,
+        Some("an HL7 path (PID-5.1), or a JSON pointer (/status) for JSON input"),
     );
     assert_problem(
         &stdout,
