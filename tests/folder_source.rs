@@ -132,9 +132,16 @@ fn files_dropped_while_down_are_ingested_at_start() {
     assert_eq!(first["raw"], single);
     let origin = first["origin"].as_str().expect("origin shown");
     let parts: Vec<&str> = origin.split(':').collect();
-    assert_eq!(parts.len(), 5, "file:<name>:<mtime ns>:<sha256>:<index>: {origin}");
+    assert_eq!(
+        parts.len(),
+        5,
+        "file:<name>:<mtime ns>:<sha256>:<index>: {origin}"
+    );
     assert_eq!((parts[0], parts[4]), ("file", "0"), "{origin}");
-    assert!(parts[1].ends_with(".hl7") && parts[2].parse::<u128>().is_ok(), "{origin}");
+    assert!(
+        parts[1].ends_with(".hl7") && parts[2].parse::<u128>().is_ok(),
+        "{origin}"
+    );
     let hex = parts[3];
     assert_eq!(hex.len(), 64, "{origin}");
     assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -503,4 +510,68 @@ fn sigkill_mid_file_then_restart_stores_every_message_once_on_postgres() {
     let path: PathBuf = dir.path().to_path_buf();
     killed_mid_file_stores_each_message_once(&path, &store, 600);
     psql(&format!("DROP SCHEMA {schema} CASCADE"));
+}
+
+/// A folder channel reading `path`, with `extra` source settings, as a channel file.
+fn folder_channel(path: &str, extra: &str) -> String {
+    format!(
+        "description = \"test\"\n\n[source]\nkind = \"folder\"\npath = \"{path}\"\n{extra}\n\
+         [[destination]]\nname = \"out\"\nkind = \"file\"\ndirectory = \"out\"\n"
+    )
+}
+
+#[test]
+fn check_refuses_a_zero_stable_ms_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("channels")).unwrap();
+    std::fs::write(
+        dir.path().join("channels/f.toml"),
+        folder_channel("inbox", "stable_ms = 0\n"),
+    )
+    .unwrap();
+    let out = medway_in(dir.path(), &["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("channels/f.toml:")
+            && stdout.contains("`stable_ms` must be at least 100")
+            && stdout.contains("hint: a file must stay unchanged"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_refuses_two_folder_channels_on_one_inbox() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("channels")).unwrap();
+    std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
+    let inbox = dir.path().join("inbox").canonicalize().unwrap();
+    std::fs::write(
+        dir.path().join("channels/a.toml"),
+        folder_channel("inbox", ""),
+    )
+    .unwrap();
+    // The same directory, spelt differently and absolute.
+    std::fs::write(
+        dir.path().join("channels/b.toml"),
+        folder_channel(&format!("{}/./", inbox.display()), ""),
+    )
+    .unwrap();
+    // Another inbox is fine.
+    std::fs::write(
+        dir.path().join("channels/c.toml"),
+        folder_channel("inbox2", ""),
+    )
+    .unwrap();
+    let out = medway_in(dir.path(), &["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let problems: Vec<&str> = stdout.lines().filter(|l| l.contains(".toml:")).collect();
+    assert_eq!(problems.len(), 1, "{stdout}");
+    assert!(
+        problems[0].starts_with("channels/b.toml:")
+            && problems[0].contains(&format!("{} is already", inbox.display()))
+            && problems[0].contains("channel \"a\""),
+        "{stdout}"
+    );
 }

@@ -116,6 +116,10 @@ impl ConnectorFactory for Registry {
                 .ok()
                 .and_then(|s| s.listen.parse::<std::net::SocketAddr>().ok())
                 .map(|a| (a.to_string(), "listen")),
+            // Two folder channels on one inbox would race for its files.
+            "folder" => FolderSettings::from_spec(spec)
+                .ok()
+                .map(|s| (s.canonical_inbox().display().to_string(), "path")),
             _ => None,
         }
     }

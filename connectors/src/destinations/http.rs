@@ -318,9 +318,13 @@ impl HttpSender {
             Body::Message => Ok(delivery.payload.clone()),
             Body::FhirVitalsBundle => {
                 let message =
+                    // The kind's label and offset only: the error's text may quote bytes of
+                    // a segment, and this reaches last_error and the logs.
                     medway_hl7::Message::parse(delivery.payload.clone()).map_err(|e| {
                         DeliveryError::never(format!(
-                            "fhir-vitals-bundle: not an HL7 v2 message: {e}"
+                            "fhir-vitals-bundle: not an HL7 v2 message: {} at byte {}",
+                            e.kind.label(),
+                            e.offset
                         ))
                     })?;
                 let extracted = scoring::extract(
@@ -601,6 +605,45 @@ mod tests {
         let body = BodySettings::from_spec(&fhir).unwrap();
         assert_eq!(body.body, Body::FhirVitalsBundle);
         assert_eq!(body.identifier_systems["HOSP"], "https://hosp.example/mrn");
+    }
+
+    #[test]
+    fn a_bad_oru_for_the_fhir_body_errors_without_message_bytes() {
+        let spec = ConnectorSpec::inline(
+            "http",
+            toml::from_str::<toml::Table>(
+                "url = \"http://127.0.0.1:9/x\"\nbody = \"fhir-vitals-bundle\"",
+            )
+            .unwrap(),
+        );
+        let sender = HttpSender::new(HttpSettings::from_spec(&spec).unwrap())
+            .unwrap()
+            .with_body(BodySettings::from_spec(&spec).unwrap());
+        let delivery = Delivery {
+            id: 1,
+            message_id: 1,
+            channel: "c".into(),
+            destination: "d".into(),
+            attempts: 0,
+            control_id: None,
+            message_type: None,
+            // The second segment's "name" is patient data: it must not reach last_error.
+            payload: bytes::Bytes::from_static(
+                b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5\rSMITHJOHN|x\r",
+            ),
+            received_at: 0,
+            ordering_key: None,
+        };
+        let error = sender.body_for(&delivery).unwrap_err();
+        assert_eq!(error.retry, Retry::Never);
+        assert!(
+            error.reason.starts_with(
+                "fhir-vitals-bundle: not an HL7 v2 message: bad segment name at byte "
+            ),
+            "{}",
+            error.reason
+        );
+        assert!(!error.reason.contains("SMI"), "{}", error.reason);
     }
 
     #[test]

@@ -458,8 +458,15 @@ impl Destination for ScoringDestination {
             }
             (extracted, None)
         } else {
-            let message = Message::parse(delivery.payload.clone())
-                .map_err(|e| DeliveryError::never(format!("not an HL7 v2 message: {e}")))?;
+            // The kind's label and offset only: the error's text may quote bytes of a
+            // segment, and this reaches last_error and the logs.
+            let message = Message::parse(delivery.payload.clone()).map_err(|e| {
+                DeliveryError::never(format!(
+                    "not an HL7 v2 message: {} at byte {}",
+                    e.kind.label(),
+                    e.offset
+                ))
+            })?;
             let extracted = extract(&message, &self.setup.codes, &self.setup.scoring);
             if extracted.patient.is_none() {
                 return Err(DeliveryError::never(

@@ -140,6 +140,18 @@ impl FolderSettings {
                 .hint("the default is a subfolder of the inbox"));
             }
         }
+        // A writer that pauses mid-write for longer than this is read early; below 100 ms an
+        // ordinary scheduling hiccup of the writer already looks like a complete file.
+        if settings.stable_ms < MIN_STABLE_MS {
+            return Err(SettingsError::new(format!(
+                "`stable_ms` must be at least {MIN_STABLE_MS}"
+            ))
+            .key("stable_ms")
+            .hint(
+                "a file must stay unchanged this long before it is read; the default is 1000 \
+                 (writers that rename a .tmp file when done are safe with any value)",
+            ));
+        }
         if settings.poll_interval_ms < 10 {
             return Err(SettingsError::new("`poll_interval_ms` must be at least 10")
                 .key("poll_interval_ms"));
@@ -155,6 +167,27 @@ impl FolderSettings {
         Ok(settings)
     }
 
+    /// The inbox as an absolute path with symlinks resolved (as far as it exists yet): two
+    /// channels on one inbox would race for its files, so the registry refuses the second.
+    pub fn canonical_inbox(&self) -> PathBuf {
+        let absolute = std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone());
+        // Resolve the longest existing ancestor, then append the part not created yet.
+        let mut missing = Vec::new();
+        let mut existing = absolute.as_path();
+        loop {
+            if let Ok(real) = existing.canonicalize() {
+                return missing.iter().rev().fold(real, |p, c| p.join(c));
+            }
+            match (existing.parent(), existing.file_name()) {
+                (Some(parent), Some(name)) => {
+                    missing.push(name.to_owned());
+                    existing = parent;
+                }
+                _ => return absolute,
+            }
+        }
+    }
+
     pub fn processed(&self) -> PathBuf {
         self.processed_dir
             .clone()
@@ -167,6 +200,9 @@ impl FolderSettings {
             .unwrap_or_else(|| self.path.join("error"))
     }
 }
+
+/// The smallest `stable_ms` accepted.
+const MIN_STABLE_MS: u64 = 100;
 
 /// How long a file that hit a possibly passing problem (unreadable, move failed) waits.
 const HOLD: Duration = Duration::from_secs(30);
@@ -183,10 +219,13 @@ impl FolderSource {
 
 #[async_trait]
 impl Source for FolderSource {
-    /// Creates the inbox and its two subfolders, so a bad path is reported at start.
+    /// Creates the inbox and its two subfolders, so a bad path is reported at start, and
+    /// checks the subfolders are on the inbox's filesystem: files leave the inbox by an atomic
+    /// rename, which fails (EXDEV) across filesystems, so such a setup would hold every file.
     async fn bind(&mut self) -> Result<(), SourceError> {
+        let inbox = self.settings.path.clone();
         for dir in [
-            self.settings.path.clone(),
+            inbox.clone(),
             self.settings.processed(),
             self.settings.errors(),
         ] {
@@ -196,6 +235,22 @@ impl Source for FolderSource {
                     format!("cannot create folder {}: {e}", dir.display()),
                 ))
             })?;
+        }
+        for (key, dir) in [
+            ("processed_dir", self.settings.processed()),
+            ("error_dir", self.settings.errors()),
+        ] {
+            if !same_filesystem(&inbox, &dir)? {
+                return Err(SourceError::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "`{key}` {} is on another filesystem than the inbox {}; files are \
+                         moved by rename, which only works within one filesystem",
+                        dir.display(),
+                        inbox.display()
+                    ),
+                )));
+            }
         }
         Ok(())
     }
@@ -285,6 +340,27 @@ impl Source for FolderSource {
         tracing::info!(channel, "folder source stopped");
         Ok(())
     }
+}
+
+/// Whether two existing directories are on one filesystem (device).
+#[cfg(unix)]
+fn same_filesystem(a: &Path, b: &Path) -> Result<bool, SourceError> {
+    use std::os::unix::fs::MetadataExt;
+    let device = |p: &Path| {
+        std::fs::metadata(p).map(|m| m.dev()).map_err(|e| {
+            SourceError::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot inspect folder {}: {e}", p.display()),
+            ))
+        })
+    };
+    Ok(device(a)? == device(b)?)
+}
+
+/// Elsewhere a failed rename is logged and retried.
+#[cfg(not(unix))]
+fn same_filesystem(_: &Path, _: &Path) -> Result<bool, SourceError> {
+    Ok(true)
 }
 
 /// Watches the inbox (not recursively); any event triggers a scan.
@@ -473,6 +549,8 @@ mod tests {
             ("path = \"in\"\nprocessed_dir = \"in\"", "processed_dir"),
             ("path = \"in\"\nerror_dir = \"in\"", "error_dir"),
             ("path = \"in\"\npoll_interval_ms = 0", "poll_interval_ms"),
+            ("path = \"in\"\nstable_ms = 0", "stable_ms"),
+            ("path = \"in\"\nstable_ms = 99", "stable_ms"),
             ("path = \"in\"\nmax_file_bytes = 0", "max_file_bytes"),
             (
                 "path = \"in\"\nmax_files_per_scan = 0",
@@ -483,5 +561,65 @@ mod tests {
             assert_eq!(error.key.as_deref(), Some(key), "{text}: {}", error.message);
         }
         assert!(settings("path = \"in\"\nmode = \"inotify\"").is_err());
+    }
+
+    #[tokio::test]
+    async fn bind_refuses_a_processed_dir_on_another_filesystem() {
+        use std::os::unix::fs::MetadataExt;
+        let here = tempfile::tempdir().unwrap();
+        let Ok(shm) = tempfile::tempdir_in("/dev/shm") else {
+            eprintln!("skipped: no /dev/shm");
+            return;
+        };
+        let dev = |p: &Path| std::fs::metadata(p).unwrap().dev();
+        if dev(here.path()) == dev(shm.path()) {
+            eprintln!("skipped: /dev/shm and the temp dir share a filesystem");
+            return;
+        }
+        let inbox = here.path().join("in");
+        let elsewhere = shm.path().join("done");
+        for key in ["processed_dir", "error_dir"] {
+            let text = format!(
+                "path = {:?}\n{key} = {:?}",
+                inbox.display().to_string(),
+                elsewhere.display().to_string()
+            );
+            let mut source = FolderSource::new(settings(&text).unwrap());
+            let error = source.bind().await.unwrap_err().to_string();
+            assert!(
+                error.starts_with(&format!("`{key}` {}", elsewhere.display()))
+                    && error.contains("another filesystem"),
+                "{error}"
+            );
+        }
+        // The same layout on one filesystem binds.
+        let text = format!(
+            "path = {:?}\nprocessed_dir = {:?}",
+            inbox.display().to_string(),
+            here.path().join("done").display().to_string()
+        );
+        FolderSource::new(settings(&text).unwrap())
+            .bind()
+            .await
+            .unwrap();
+    }
+
+    #[test]
+    fn the_canonical_inbox_resolves_links_and_missing_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("link")).unwrap();
+        let canonical = |p: PathBuf| {
+            let text = format!("path = {:?}", p.display().to_string());
+            settings(&text).unwrap().canonical_inbox()
+        };
+        let base = real.canonicalize().unwrap();
+        assert_eq!(canonical(dir.path().join("link")), base);
+        assert_eq!(canonical(real.join("../real/.")), base);
+        assert_eq!(
+            canonical(dir.path().join("link/not/yet")),
+            base.join("not/yet")
+        );
     }
 }
