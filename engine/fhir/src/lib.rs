@@ -20,5 +20,5 @@ mod vitals;
 pub use error::FhirError;
 pub use observation::{FhirObservation, Subject, observations};
 pub use outcome::operation_outcome;
-pub use validate::{ResourceSummary, validate};
+pub use validate::{ResourceSummary, parse_typed, validate};
 pub use vitals::{Coding, VitalSign, VitalSignsInput, VitalStatus, VitalValue, vital_signs_bundle};

@@ -34,6 +34,29 @@ pub fn validate(json: &[u8]) -> Result<ResourceSummary, FhirError> {
     parse(json).map(|(summary, _)| summary)
 }
 
+/// Parses `json` into fhirbolt's typed R4 model (`fhirbolt::model::r4::Resource`), the
+/// strictest check fhirbolt offers: beyond [`validate`]'s element names and JSON types, every
+/// mandatory element (e.g. `Observation.status`) must be present. Too strict for incoming
+/// payloads (real producers omit some), it proves that what Medway builds (the vital-signs
+/// Bundle) is R4. The model itself stays private to this crate (see the crate docs). Errors
+/// name the problem, never a value; their path is the whole resource.
+pub fn parse_typed(json: &[u8]) -> Result<(), FhirError> {
+    let json = json.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(json);
+    let value: Value = serde_json::from_slice(json).map_err(|error| FhirError::Syntax {
+        reason: redact(&error.to_string()),
+        line: error.line(),
+        column: error.column(),
+    })?;
+    fhirbolt::json::from_json_value::<Resource>(resource_type_first(&value), None)
+        .map(drop)
+        .map_err(|error| FhirError::Invalid {
+            reason: redact(&error.to_string()),
+            path: "$".to_owned(),
+            line: 1,
+            column: 1,
+        })
+}
+
 type R4Element = Element<{ FhirReleases::R4 }>;
 
 /// [`validate`], also returning the JSON tree for callers that read elements out of it.
@@ -249,6 +272,26 @@ mod tests {
         let broken = br#"{"colour":"red","resourceType":"Observation"}"#;
         let error = validate(broken).expect_err("an unknown element is still refused");
         assert!(error.to_string().contains("colour"), "{error}");
+    }
+
+    #[test]
+    fn typed_parse_accepts_r4_and_refuses_bad_primitives_without_echoing_them() {
+        let ok = br#"{"status":"final","code":{"text":"x"},"resourceType":"Observation",
+            "effectiveDateTime":"2024-05-01T10:00:00Z","valueQuantity":{"value":72.5}}"#;
+        parse_typed(ok).expect("a valid Observation, resourceType last");
+        let error = parse_typed(br#"{"resourceType":"Patient","active":"Jane"}"#)
+            .expect_err("not a boolean");
+        assert!(!error.to_string().contains("Jane"), "{error}");
+        // Unlike `validate`, the typed model requires the mandatory elements.
+        let no_status = br#"{"resourceType":"Observation","code":{"text":"x"}}"#;
+        validate(no_status).expect("the element model checks no cardinality");
+        let error = parse_typed(no_status).expect_err("Observation.status is 1..1");
+        assert!(error.to_string().contains("status"), "{error}");
+        assert!(matches!(
+            parse_typed(br#"{"resourceType":"Patientt"}"#),
+            Err(FhirError::Invalid { .. })
+        ));
+        assert!(matches!(parse_typed(b"{"), Err(FhirError::Syntax { .. })));
     }
 
     #[test]
