@@ -6,8 +6,8 @@
 //! path = "inbox"                      # the inbox (created if missing)
 //! extensions = ["hl7", "txt", "json"] # which files to take
 //! processed_dir = "inbox/processed"   # default <path>/processed
-//! error_dir = "inbox/error"           # default <path>/error
-//! stable_ms = 1000                    # unchanged for this long = complete
+//! error_dir = "inbox/error"           # default <path>/error (both on the inbox's filesystem)
+//! stable_ms = 1000                    # unchanged for this long = complete (>= 100)
 //! mode = "notify"                     # or "poll" (network mounts); notify also polls
 //! poll_interval_ms = 1000
 //! max_file_bytes = 67108864

@@ -20,9 +20,10 @@ pub struct Inbound {
     pub peer: Option<SocketAddr>,
     /// Set when another channel handed this message over (a channel destination).
     pub parent: Option<Lineage>,
-    /// An ingestion key unique per channel (a file source sends `file:<sha256>:<index>`): a
-    /// message whose origin the channel already stored is not stored again, so a source that
-    /// re-reads its input after a crash never double-stores. `None` for sources that cannot
+    /// An ingestion key unique per channel (the folder source sends
+    /// `file:<name>:<mtime ns>:<sha256>:<index>`): a message whose origin the channel already
+    /// stored is not stored again, so a source that re-reads its input after a crash never
+    /// double-stores. `None` for sources that cannot
     /// name their input (MLLP: the sender resends a new message).
     pub origin: Option<String>,
 }

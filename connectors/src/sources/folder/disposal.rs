@@ -1,7 +1,8 @@
 //! Where a file goes once it has been handled: `processed/` when every message in it has a
 //! committed outcome, `error/` (with `<name>.reason` beside it) when it could not be ingested.
 //!
-//! Moves are atomic renames within one filesystem, never overwrite (a clash adds `-1`, `-2`, …
+//! Moves are atomic renames within one filesystem (the source refuses at start a `processed/`
+//! or `error/` on another one), never overwrite (a clash adds `-1`, `-2`, …
 //! before the extension), and both directories are fsynced afterwards so the move survives a
 //! power cut. A crash before the move is harmless: the file is read again and the store
 //! recognises every message by its origin.
