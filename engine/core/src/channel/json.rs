@@ -10,6 +10,20 @@ use super::{ChannelPipeline, Verdict};
 use medway_hl7::ack::AckError;
 use serde_json::Value;
 
+/// The longest control id or message type stored, in characters. Both come from the sender
+/// (MSH-10, a JSON `id`) and `control_id` is indexed: PostgreSQL refuses a B-tree entry over
+/// about 2.7 KB, and the group commit would then fail every message of the batch, whichever
+/// channel or client sent it.
+pub(crate) const MAX_ID_CHARS: usize = 200;
+
+/// `text` cut to [`MAX_ID_CHARS`] characters (on a character boundary).
+pub(crate) fn bounded(mut text: String) -> String {
+    if let Some((end, _)) = text.char_indices().nth(MAX_ID_CHARS) {
+        text.truncate(end);
+    }
+    text
+}
+
 /// The UTF-8 byte order mark some senders put before a JSON body.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -150,15 +164,15 @@ pub(crate) fn identify(payload: &[u8], document: &Value) -> (Identity, Result<()
             control_id: document
                 .get("id")
                 .and_then(Value::as_str)
-                .map(str::to_owned),
-            message_type: text("resourceType"),
+                .map(|id| bounded(id.to_owned())),
+            message_type: text("resourceType").map(bounded),
             fhir: true,
         };
         return match check_fhir(payload) {
             Ok(summary) => (
                 Identity {
-                    control_id: summary.id,
-                    message_type: Some(summary.resource_type),
+                    control_id: summary.id.map(bounded),
+                    message_type: Some(bounded(summary.resource_type)),
                     fhir: true,
                 },
                 Ok(()),
@@ -167,9 +181,9 @@ pub(crate) fn identify(payload: &[u8], document: &Value) -> (Identity, Result<()
         };
     }
     let identity = Identity {
-        control_id: text("id").or_else(|| text("alert_id")),
+        control_id: text("id").or_else(|| text("alert_id")).map(bounded),
         message_type: text("kind")
-            .map(|k| format!("{k}-alert"))
+            .map(|k| bounded(format!("{k}-alert")))
             .or_else(|| Some("json".to_string())),
         fhir: false,
     };
@@ -230,5 +244,27 @@ mod tests {
         assert_eq!(identity.control_id.as_deref(), Some("7"));
         assert_eq!(identity.message_type.as_deref(), Some("json"));
         assert!(!identity.fhir);
+    }
+
+    #[test]
+    fn long_ids_are_cut_on_a_character_boundary() {
+        let long = format!(
+            r#"{{"id":"{}","kind":"{}"}}"#,
+            "é".repeat(3000),
+            "k".repeat(500)
+        );
+        let (identity, _) = identify(long.as_bytes(), &parse(long.as_bytes()).unwrap());
+        let id = identity.control_id.unwrap();
+        assert_eq!(id.chars().count(), MAX_ID_CHARS);
+        assert!(id.chars().all(|c| c == 'é'));
+        assert_eq!(identity.message_type.unwrap().chars().count(), MAX_ID_CHARS);
+
+        let fhir = format!(
+            r#"{{"resourceType":"Patient","id":"{}"}}"#,
+            "a".repeat(3000)
+        );
+        let (identity, _) = identify(fhir.as_bytes(), &parse(fhir.as_bytes()).unwrap());
+        assert_eq!(identity.control_id.unwrap().len(), MAX_ID_CHARS);
+        assert_eq!(bounded("short".into()), "short");
     }
 }

@@ -43,12 +43,13 @@ impl ChannelHandle {
             }
         };
         let processed = run_pipeline(&inner, original.clone());
-        let control_id = original.control_id().map(|c| c.into_owned());
+        let control_id = original.control_id().map(|c| json::bounded(c.into_owned()));
         let message_type = match (original.message_type(), original.trigger_event()) {
             (Some(t), Some(e)) => Some(format!("{t}^{e}")),
             (Some(t), None) => Some(t.into_owned()),
             _ => None,
-        };
+        }
+        .map(json::bounded);
         let (status, error) = match &processed.verdict {
             Verdict::Accept => (MessageStatus::Accepted, None),
             Verdict::Filter => (MessageStatus::Filtered, None),
@@ -296,11 +297,17 @@ async fn submit_json(
     }
 }
 
-/// [`run_pipeline`] for a JSON document (scripts under `block_in_place` likewise).
+/// A JSON body from this size on is parsed and validated under `block_in_place`: a large FHIR
+/// Bundle takes tens of milliseconds (it is parsed several times), during which the worker's
+/// other tasks (MLLP ACKs) would wait.
+pub(crate) const BLOCKING_JSON_BYTES: usize = 64 * 1024;
+
+/// [`run_pipeline`] for a JSON document: scripts, and large documents, run under
+/// `block_in_place` likewise.
 fn run_json_pipeline(inner: &ChannelInner, payload: &[u8]) -> json::JsonProcessed {
     let multi_thread = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if inner.pipeline.has_scripts() && multi_thread {
+    if (inner.pipeline.has_scripts() || payload.len() >= BLOCKING_JSON_BYTES) && multi_thread {
         tokio::task::block_in_place(|| json::process(&inner.pipeline, payload))
     } else {
         json::process(&inner.pipeline, payload)
@@ -325,4 +332,92 @@ fn patient_key(message: &Message) -> Option<String> {
     }
     let authority = message.get("PID-3.4.1").unwrap_or_default();
     Some(format!("{id}^{authority}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::{AckIds, ChannelInner, ChannelPipeline};
+    use crate::config::parse_channel;
+    use crate::script::{ScriptEngine, ScriptSettings};
+    use crate::store::StoreWriter;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// One worker thread: validating a large FHIR Bundle inline would stop every other task
+    /// (an MLLP connection's ACK) for as long as it takes; under `block_in_place` they go on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_large_fhir_bundle_does_not_stall_the_other_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[source]\nkind = \"internal\"\n[[destination]]\nname = \"a\"\n\
+                    kind = \"file\"\ndirectory = \"out\"\n";
+        let config = parse_channel(&dir.path().join("big.toml"), text).unwrap();
+        let engine = ScriptEngine::new(ScriptSettings::new(dir.path().join("lib")));
+        let pipeline = ChannelPipeline::build(&config, &engine, dir.path()).unwrap();
+        let url = format!("sqlite://{}", dir.path().join("m.db").display());
+        let store = crate::store::open(&url, 2).await.unwrap();
+        let (writer, _task) = StoreWriter::spawn(store, 16, 16);
+        let handle = ChannelHandle::new(ChannelInner {
+            name: Arc::from("big"),
+            pipeline,
+            destinations: Vec::new(),
+            writer,
+            ack_ids: Arc::new(AckIds::default()),
+        });
+        let entries: Vec<String> = (0..20_000)
+            .map(|i| {
+                format!(
+                    r#"{{"resource":{{"resourceType":"Patient","id":"p{i}","active":true,"gender":"female","birthDate":"1970-01-01"}}}}"#
+                )
+            })
+            .collect();
+        let bundle = format!(
+            r#"{{"resourceType":"Bundle","type":"collection","entry":[{}]}}"#,
+            entries.join(",")
+        );
+        assert!(bundle.len() > BLOCKING_JSON_BYTES);
+
+        // A ticker on the one worker: the longest gap between its ticks.
+        let longest_gap = Arc::new(AtomicU64::new(0));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let ticker = tokio::spawn({
+            let longest_gap = longest_gap.clone();
+            let stop = stop.clone();
+            async move {
+                let mut last = Instant::now();
+                while !stop.is_cancelled() {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    let gap = last.elapsed().as_millis() as u64;
+                    longest_gap.fetch_max(gap, Ordering::SeqCst);
+                    last = Instant::now();
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let started = Instant::now();
+        let submitted = tokio::spawn({
+            let handle = handle.clone();
+            let payload = Bytes::from(bundle);
+            async move { handle.submit(Inbound::new(payload)).await }
+        });
+        let reply = submitted.await.unwrap();
+        let took = started.elapsed().as_millis() as u64;
+        stop.cancel();
+        ticker.await.unwrap();
+        assert!(
+            matches!(reply.outcome, super::ReplyOutcome::Accepted),
+            "{:?}",
+            reply.outcome
+        );
+        assert!(
+            took >= 100,
+            "the bundle must take a while to validate: {took} ms"
+        );
+        let gap = longest_gap.load(Ordering::SeqCst);
+        assert!(
+            gap < took / 2,
+            "ticker stalled {gap} ms while submit took {took} ms"
+        );
+    }
 }
