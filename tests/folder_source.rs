@@ -571,7 +571,11 @@ fn check_refuses_two_folder_channels_on_one_inbox() {
     assert!(
         problems[0].starts_with("channels/b.toml:")
             && problems[0].contains(&format!("{} is already", inbox.display()))
-            && problems[0].contains("channel \"a\""),
+            && problems[0].contains("already the inbox folder of channel \"a\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("each channel needs its own inbox folder"),
         "{stdout}"
     );
 }

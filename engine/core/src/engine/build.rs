@@ -76,14 +76,20 @@ pub fn build_channels(
             if let Some((_, other, file)) =
                 listeners.iter().find(|(a, _, _)| same_port(a, &address))
             {
+                // A listener's port, or a folder source's inbox (key `path`).
+                let (what, own) = if key == "path" {
+                    ("inbox folder", "inbox folder")
+                } else {
+                    ("listen address", "port")
+                };
                 errors.push(
                     channel.source.locate(
                         SettingsError::new(format!(
-                            "{address} is already the listen address of channel {other:?}"
+                            "{address} is already the {what} of channel {other:?}"
                         ))
                         .key(key)
                         .hint(format!(
-                            "each channel needs its own port (see {})",
+                            "each channel needs its own {own} (see {})",
                             file.display()
                         )),
                     ),
