@@ -961,3 +961,212 @@ fn tls_offers_h2_and_http_1_1_by_alpn() {
     assert_eq!(negotiated(&[b"h2", b"http/1.1"]), Some(b"h2".to_vec()));
     assert_eq!(negotiated(&[b"http/1.1"]), Some(b"http/1.1".to_vec()));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Review fixes: idle and silent connections, HTTP/2 streams, idempotency scope, long ids.
+
+/// Reads until the server closes the connection; how long that took (`None`: still open
+/// after 8 s, or only a read timeout).
+fn closed_within(stream: &mut TcpStream) -> Option<Duration> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(8)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(started.elapsed());
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn a_silent_connection_is_closed_after_header_timeout_and_frees_its_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(&dir, "max_connections = 2\nheader_timeout_secs = 1\n");
+    // The readiness probe's connection lets go of its slot first.
+    std::thread::sleep(Duration::from_millis(1500));
+    // Two sockets that never send a byte take both slots...
+    let mut silent = [tcp(engine.port), tcp(engine.port)];
+    // ...and are closed after header_timeout_secs, not held forever.
+    for stream in &mut silent {
+        let after = closed_within(stream).expect("a silent connection must be closed");
+        assert!(after < Duration::from_secs(4), "{after:?}");
+    }
+    // The slots are free again.
+    let answer = Http::plain(engine.port).post("application/json", b"{}");
+    assert_eq!(answer.status, 202);
+}
+
+#[test]
+fn an_idle_http2_connection_is_closed_and_allows_few_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(&dir, "header_timeout_secs = 1\n");
+    let mut stream = tcp(engine.port);
+    // Prior-knowledge HTTP/2: the preface and an empty SETTINGS frame, then nothing.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    // The server's first frame is its SETTINGS: MAX_CONCURRENT_STREAMS (0x3) is small, as
+    // each stream may hold a body of max_body_bytes.
+    let mut head = [0u8; 9];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(head[3], 0x4, "SETTINGS first");
+    let length = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let mut payload = vec![0u8; length];
+    stream.read_exact(&mut payload).unwrap();
+    let streams = payload
+        .chunks(6)
+        .find(|s| u16::from_be_bytes([s[0], s[1]]) == 0x3)
+        .map(|s| u32::from_be_bytes([s[2], s[3], s[4], s[5]]));
+    assert_eq!(streams, Some(8));
+    // No stream is ever opened: the connection is closed after header_timeout_secs.
+    let after = closed_within(&mut stream).expect("an idle HTTP/2 connection must be closed");
+    assert!(after < Duration::from_secs(4), "{after:?}");
+}
+
+#[test]
+fn an_idempotency_key_is_scoped_by_client_and_tied_to_the_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (
+        key_hash(dir.path(), "key-one"),
+        key_hash(dir.path(), "key-two"),
+    );
+    let engine = start(&dir, &format!("api_keys = [\"{one}\", \"{two}\"]\n"));
+    let mut http = Http::plain(engine.port);
+    let post = |http: &mut Http, api_key: &str, idempotency: &str, body: &[u8]| {
+        http.request(
+            "POST",
+            "/in",
+            &[
+                ("Content-Type", "application/json"),
+                ("X-API-Key", api_key),
+                ("Idempotency-Key", idempotency),
+            ],
+            body,
+        )
+        .unwrap()
+    };
+    let first = post(&mut http, "key-one", "1", br#"{"n": 1}"#);
+    assert_eq!(first.status, 202);
+    // The same key from another client is that client's own: stored too.
+    let other_client = post(&mut http, "key-two", "1", br#"{"n": 1}"#);
+    assert_eq!(other_client.status, 202);
+    assert_ne!(
+        first.json()["message_id"],
+        other_client.json()["message_id"]
+    );
+    // A retry (same client, key and body) is the same message.
+    let retry = post(&mut http, "key-one", "1", br#"{"n": 1}"#);
+    assert_eq!(retry.status, 202);
+    assert_eq!(retry.json()["message_id"], first.json()["message_id"]);
+    // The same key with another body is refused, not answered with the old id.
+    let reused = post(&mut http, "key-one", "1", br#"{"n": 2}"#);
+    assert_eq!(reused.status, 409);
+    assert!(
+        reused.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key")
+    );
+    // An over-long key is refused (it would be indexed).
+    let long = "k".repeat(256);
+    assert_eq!(post(&mut http, "key-one", &long, b"{}").status, 400);
+    assert_eq!(engine.messages().len(), 2);
+
+    // After a restart the listener has forgotten the key: the new body is stored as a new
+    // message (never dropped).
+    drop(http);
+    let mut engine = engine;
+    engine.stop();
+    let engine = Engine::restart_in(dir.path(), engine.port, &engine.store);
+    let mut http = Http::plain(engine.port);
+    let new_body = post(&mut http, "key-one", "1", br#"{"n": 2}"#);
+    assert_eq!(new_body.status, 202);
+    assert_ne!(new_body.json()["message_id"], first.json()["message_id"]);
+    assert_eq!(engine.messages().len(), 3);
+}
+
+fn pg_url() -> String {
+    std::env::var("MEDWAY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+fn psql(sql: &str) {
+    let out = std::process::Command::new("psql")
+        .arg(pg_url())
+        .args(["-X", "-q", "-c", sql])
+        .output()
+        .expect("psql must be installed for this test");
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_3_kb_id_on_postgres_is_cut_and_stores_every_message() {
+    let schema = format!("medway_http_ids_{}", std::process::id());
+    psql(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    ));
+    let sep = if pg_url().contains('?') { '&' } else { '?' };
+    let store = format!("{}{sep}options=-c%20search_path%3D{schema}", pg_url());
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let engine = Engine::start(dir.path(), &http_channel(port, ""), port, &store);
+
+    // Senders in parallel, so the long ids share group commits with ordinary messages.
+    let long_id = "x".repeat(3000);
+    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let mut threads = Vec::new();
+        for i in 0..8 {
+            let long_id = &long_id;
+            threads.push(scope.spawn(move || {
+                let mut http = Http::plain(port);
+                let (kind, body) = match i % 4 {
+                    0 => (
+                        "application/json",
+                        format!(r#"{{"id": "{long_id}", "n": {i}}}"#).into_bytes(),
+                    ),
+                    1 => (
+                        FHIR,
+                        format!(r#"{{"resourceType": "Patient", "id": "{long_id}{i}"}}"#)
+                            .into_bytes(),
+                    ),
+                    2 => (
+                        HL7,
+                        oru(&format!("{long_id}{i}"), "2.5", "", "", "MRN1^^^H"),
+                    ),
+                    _ => (
+                        "application/json",
+                        format!(r#"{{"id": "ok-{i}"}}"#).into_bytes(),
+                    ),
+                };
+                let answer = http.post(kind, &body);
+                (
+                    answer.status,
+                    String::from_utf8_lossy(&answer.body).to_string(),
+                )
+            }));
+        }
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for (status, body) in &answers {
+        assert!([200, 201, 202].contains(status), "{status}: {body}");
+    }
+    let stored = engine.messages();
+    assert_eq!(stored.len(), 8, "{stored:?}");
+    for message in &stored {
+        let id = message["control_id"].as_str().expect("a control id");
+        assert!(id.len() <= 200, "{}", id.len());
+    }
+    drop(engine);
+    psql(&format!("DROP SCHEMA {schema} CASCADE"));
+}

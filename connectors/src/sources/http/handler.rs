@@ -12,9 +12,18 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 use medway_engine::channel::{ChannelHandle, Reply, ReplyOutcome};
 use medway_engine::message::Inbound;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The longest accepted `Idempotency-Key` (it is stored, and indexed, in the message's origin).
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// Idempotency keys remembered per listener to answer 409 to a reused key with another body.
+/// Beyond it (or after a restart) such a body is stored as a new message: never lost.
+const REMEMBERED_KEYS: usize = 10_000;
 
 /// Seconds a client is asked to wait when the store is unavailable.
 const STORE_RETRY_AFTER_SECS: u64 = 5;
@@ -70,20 +79,42 @@ pub(super) struct Handler {
     pub limiter: Option<Arc<KeyedRateLimiter<Client>>>,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// (client scope, Idempotency-Key) → SHA-256 of the body stored under it.
+    pub idempotency: Mutex<HashMap<(String, String), [u8; 32]>>,
+}
+
+/// How a request's `Idempotency-Key` is stored: the message's origin, and what to remember.
+struct Idempotency {
+    scope: String,
+    key: String,
+    body_hash: [u8; 32],
+}
+
+impl Idempotency {
+    /// `http:<client>:<key>:<body sha256>`: scoped by client so two clients choosing the same
+    /// key do not collide, and tied to the body so a reused key never silently drops a new one.
+    fn origin(&self) -> String {
+        format!("http:{}:{}:{}", self.scope, self.key, hex(&self.body_hash))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 type Answer = Response<Full<Bytes>>;
 
 impl Handler {
-    pub async fn handle(&self, peer: SocketAddr, request: Request<Incoming>) -> Answer {
+    /// `client_cert`: SHA-256 of the client certificate (mutual TLS), if one was presented.
+    pub async fn handle(
+        &self,
+        peer: SocketAddr,
+        client_cert: Option<[u8; 32]>,
+        request: Request<Incoming>,
+    ) -> Answer {
         let version = request.version();
-        let idempotency = request
-            .headers()
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
         let mut note = Note::default();
-        let mut answer = self.route(peer, request, &mut note, idempotency).await;
+        let mut answer = self.route(peer, client_cert, request, &mut note).await;
         let status = answer.status();
         // An answer given before the body was read ends the connection: the unread rest of the
         // body would otherwise be taken for the next request.
@@ -111,9 +142,9 @@ impl Handler {
     async fn route(
         &self,
         peer: SocketAddr,
+        client_cert: Option<[u8; 32]>,
         request: Request<Incoming>,
         note: &mut Note,
-        idempotency: Option<String>,
     ) -> Answer {
         if request.uri().path() != self.path {
             return json_error(StatusCode::NOT_FOUND, "no such path");
@@ -151,6 +182,23 @@ impl Handler {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return answer;
         }
+        let idempotency_key = match request.headers().get("idempotency-key") {
+            None => None,
+            Some(value) => match value.to_str() {
+                Ok(text) if !text.trim().is_empty() && text.len() <= MAX_IDEMPOTENCY_KEY => {
+                    Some(text.trim().to_string())
+                }
+                _ => {
+                    return json_error(
+                        StatusCode::BAD_REQUEST,
+                        &format!(
+                            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII \
+                             characters"
+                        ),
+                    );
+                }
+            },
+        };
         let Some(declared) = declared(request.headers()) else {
             return json_error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -161,12 +209,52 @@ impl Handler {
             Ok(body) => body,
             Err(answer) => return answer,
         };
-        let origin = idempotency.map(|key| format!("http:{key}"));
-        match declared {
+        let api_key = key;
+        let idempotency = idempotency_key.map(|key| Idempotency {
+            // The API key's hash, else the client certificate's, else one shared scope.
+            scope: match (api_key, client_cert) {
+                (Some(hash), _) => format!("key-{}", hex(&hash[..16])),
+                (None, Some(cert)) => format!("cert-{}", hex(&cert[..16])),
+                (None, None) => "anonymous".to_string(),
+            },
+            key,
+            body_hash: Sha256::digest(&body).into(),
+        });
+        if let Some(idempotency) = &idempotency
+            && self.reused_with_another_body(idempotency)
+        {
+            return json_error(
+                StatusCode::CONFLICT,
+                "this Idempotency-Key was already used with a different body; use a new key",
+            );
+        }
+        let origin = idempotency.as_ref().map(Idempotency::origin);
+        let answer = match declared {
             Declared::Hl7 => self.hl7(peer, body, origin, note).await,
             Declared::Fhir => self.json(peer, body, origin, true, note).await,
             Declared::Json => self.json(peer, body, origin, false, note).await,
+        };
+        if let Some(idempotency) = idempotency
+            && note.message_id.is_some()
+        {
+            self.remember(idempotency);
         }
+        answer
+    }
+
+    fn reused_with_another_body(&self, idempotency: &Idempotency) -> bool {
+        let seen = self.idempotency.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(&(idempotency.scope.clone(), idempotency.key.clone()))
+            .is_some_and(|hash| *hash != idempotency.body_hash)
+    }
+
+    fn remember(&self, idempotency: Idempotency) {
+        let mut seen = self.idempotency.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= REMEMBERED_KEYS {
+            // Forgetting only weakens the 409 to storing the body as a new message.
+            seen.clear();
+        }
+        seen.insert((idempotency.scope, idempotency.key), idempotency.body_hash);
     }
 
     /// The hash of a valid presented key (`Authorization: Bearer` or `X-API-Key`).

@@ -25,16 +25,22 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use medway_engine::config::SettingsError;
 use medway_engine::connector::{Source, SourceContext, SourceError};
+use sha2::Digest;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// ALPN protocols offered over TLS, preferred first.
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// HTTP/2 streams served at once on one connection (each may hold a body of max_body_bytes).
+const MAX_CONCURRENT_STREAMS: u32 = 8;
 
 pub struct HttpListener {
     settings: HttpSourceSettings,
@@ -113,6 +119,7 @@ impl Source for HttpListener {
             limiter,
             max_body_bytes: self.settings.max_body_bytes,
             request_timeout: self.settings.request_timeout(),
+            idempotency: Default::default(),
         });
         let mut tls = self.tls.as_ref().map(|tls| {
             tls.spawn_reloader(cx.shutdown.clone());
@@ -181,14 +188,22 @@ struct Connection {
 impl Connection {
     async fn run(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
         match tls {
-            None => self.serve(TokioIo::new(stream)).await,
+            None => self.serve(TokioIo::new(stream), None).await,
             Some(acceptor) => {
                 let handshake = tokio::select! {
                     _ = self.shutdown.cancelled() => return,
                     done = tokio::time::timeout(self.header_timeout, acceptor.accept(stream)) => done,
                 };
                 match handshake {
-                    Ok(Ok(stream)) => self.serve(TokioIo::new(stream)).await,
+                    Ok(Ok(stream)) => {
+                        let cert = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .map(|leaf| sha2::Sha256::digest(leaf.as_ref()).into());
+                        self.serve(TokioIo::new(stream), cert).await
+                    }
                     Ok(Err(error)) => {
                         tracing::info!(channel = self.handler.channel.name(), peer = %self.peer,
                             %error, "TLS handshake failed");
@@ -202,7 +217,9 @@ impl Connection {
         }
     }
 
-    async fn serve<I>(&self, io: TokioIo<I>)
+    /// `cert`: SHA-256 of the client's certificate (mutual TLS), which scopes its
+    /// Idempotency-Keys when it has no API key.
+    async fn serve<I>(&self, io: TokioIo<I>, cert: Option<[u8; 32]>)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -212,29 +229,104 @@ impl Connection {
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout)
             .keep_alive(true);
+        // Each stream may collect up to max_body_bytes: hyper's default of 200 streams would
+        // let one connection hold 200 bodies in memory at once.
         builder
             .http2()
             .timer(TokioTimer::new())
+            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
             .keep_alive_interval(Some(Duration::from_secs(30)));
         let handler = self.handler.clone();
         let peer = self.peer;
-        let service = service_fn(move |request| {
-            let handler = handler.clone();
-            async move { Ok::<_, std::convert::Infallible>(handler.handle(peer, request).await) }
-        });
+        let activity = Arc::new(Activity::new());
+        let service = {
+            let activity = activity.clone();
+            service_fn(move |request| {
+                let handler = handler.clone();
+                let busy = activity.begin();
+                async move {
+                    let answer = handler.handle(peer, cert, request).await;
+                    drop(busy);
+                    Ok::<_, std::convert::Infallible>(answer)
+                }
+            })
+        };
         let connection = builder.serve_connection(io, service);
         tokio::pin!(connection);
-        let result = tokio::select! {
-            result = connection.as_mut() => result,
-            _ = self.shutdown.cancelled() => {
-                // Requests in hand finish and get their answer; then the connection closes.
-                connection.as_mut().graceful_shutdown();
-                connection.await
+        // Idle means no request in hand: a socket that never sends a byte (hyper-util waits
+        // for the first bytes to tell HTTP/1 from HTTP/2 with no timeout), headers that never
+        // complete, a kept-alive HTTP/1 connection or an HTTP/2 connection with no stream. It
+        // would hold one of max_connections slots, so it is closed after header_timeout.
+        let result = loop {
+            tokio::select! {
+                result = connection.as_mut() => break result,
+                _ = self.shutdown.cancelled() => {
+                    // Requests in hand finish and get their answer; then the connection closes.
+                    connection.as_mut().graceful_shutdown();
+                    break connection.await;
+                }
+                _ = tokio::time::sleep_until(activity.idle_deadline(self.header_timeout)) => {
+                    if activity.idle_for(self.header_timeout) {
+                        tracing::debug!(channel = self.handler.channel.name(), peer = %self.peer,
+                            "idle HTTP connection closed");
+                        connection.as_mut().graceful_shutdown();
+                        // Nothing is in hand; a peer that does not read the GOAWAY is dropped.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), connection.as_mut()).await;
+                        return;
+                    }
+                }
             }
         };
         if let Err(error) = result {
             tracing::debug!(channel = self.handler.channel.name(), peer = %self.peer, %error,
                 "HTTP connection ended with an error");
         }
+    }
+}
+
+/// Requests in hand on one connection, and when the last one ended (or the connection opened).
+struct Activity {
+    in_flight: AtomicUsize,
+    since: Mutex<Instant>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            since: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        Busy(self.clone())
+    }
+
+    fn last(&self) -> Instant {
+        *self.since.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When the connection becomes idle for `limit` if nothing happens meanwhile.
+    fn idle_deadline(&self, limit: Duration) -> Instant {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            Instant::now() + limit
+        } else {
+            self.last() + limit
+        }
+    }
+
+    fn idle_for(&self, limit: Duration) -> bool {
+        self.in_flight.load(Ordering::SeqCst) == 0 && self.last().elapsed() >= limit
+    }
+}
+
+/// One request in hand; its end counts as activity.
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        *self.0.since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
