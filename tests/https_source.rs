@@ -576,6 +576,48 @@ fn oversize_body_gets_413() {
 }
 
 #[test]
+fn bodies_in_flight_share_one_budget_and_past_it_get_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(
+        &dir,
+        "max_body_bytes = 1000\nmax_inflight_body_bytes = 1500\nrequest_timeout_secs = 20\n",
+    );
+    // A slow client holds 900 bytes of an unfinished 1000-byte body.
+    let body = format!("{{\"pad\": \"{}\"}}", "x".repeat(1000 - 11));
+    assert_eq!(body.len(), 1000);
+    let mut slow = Http::plain(engine.port);
+    slow.stream
+        .write_all(
+            format!(
+                "POST /in HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{}",
+                &body[..900]
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // Another full body does not fit beside it: 503, retry shortly, and the connection closes
+    // (its body was not read).
+    let mut other = Http::plain(engine.port);
+    let answer = other.post("application/json", body.as_bytes());
+    assert_eq!(answer.status, 503, "{:?}", answer.json());
+    assert_eq!(answer.header("retry-after"), Some("1"));
+    assert_eq!(answer.header("connection"), Some("close"));
+    assert!(
+        answer.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("in flight")
+    );
+    // The slow client finishes: stored; its share is returned and the retry succeeds.
+    slow.stream.write_all(&body.as_bytes()[900..]).unwrap();
+    assert_eq!(slow.read_answer().expect("answer").status, 202);
+    let answer = Http::plain(engine.port).post("application/json", body.as_bytes());
+    assert_eq!(answer.status, 202);
+    assert_eq!(engine.messages().len(), 2);
+}
+
+#[test]
 fn over_the_rate_limit_gets_429_with_retry_after_then_succeeds_after_waiting() {
     let dir = tempfile::tempdir().unwrap();
     let engine = start(&dir, "rate_limit = { per_second = 1, burst = 2 }\n");

@@ -5,7 +5,7 @@
 use super::auth::ApiKeys;
 use crate::rate_limit::{KeyedRateLimiter, retry_after_secs};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Version};
@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The longest accepted `Idempotency-Key` (it is stored, and indexed, in the message's origin).
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -78,6 +79,8 @@ pub(super) struct Handler {
     pub api_keys: ApiKeys,
     pub limiter: Option<Arc<KeyedRateLimiter<Client>>>,
     pub max_body_bytes: usize,
+    /// Bytes of bodies held by all requests of this listener (`max_inflight_body_bytes`).
+    pub body_budget: Arc<Semaphore>,
     pub request_timeout: Duration,
     /// (client scope, Idempotency-Key) → SHA-256 of the body stored under it.
     pub idempotency: Mutex<HashMap<(String, String), [u8; 32]>>,
@@ -104,6 +107,18 @@ fn hex(bytes: &[u8]) -> String {
 
 type Answer = Response<Full<Bytes>>;
 
+/// Marks an answer given before the whole body was read.
+#[derive(Clone, Copy)]
+struct UnreadBody;
+
+/// Why a body could not be read.
+enum BodyError {
+    TooLarge,
+    /// The listener's budget of body bytes in flight is spent.
+    Busy,
+    Read,
+}
+
 impl Handler {
     /// `client_cert`: SHA-256 of the client certificate (mutual TLS), if one was presented.
     pub async fn handle(
@@ -118,11 +133,11 @@ impl Handler {
         let status = answer.status();
         // An answer given before the body was read ends the connection: the unread rest of the
         // body would otherwise be taken for the next request.
-        if matches!(
+        let unread = matches!(
             status,
             StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
-        ) && version < Version::HTTP_2
-        {
+        ) || answer.extensions().get::<UnreadBody>().is_some();
+        if unread && version < Version::HTTP_2 {
             answer
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -205,8 +220,9 @@ impl Handler {
                 &format!("unsupported Content-Type; accepted: {ACCEPTED_TYPES}"),
             );
         };
-        let body = match self.read_body(request).await {
-            Ok(body) => body,
+        // `_held` keeps the body's share of the budget until the message has its answer.
+        let (body, _held) = match self.read_body(request).await {
+            Ok(read) => read,
             Err(answer) => return answer,
         };
         let api_key = key;
@@ -276,7 +292,12 @@ impl Handler {
             .find_map(|presented| self.api_keys.verify(presented.trim()))
     }
 
-    async fn read_body(&self, request: Request<Incoming>) -> Result<Bytes, Answer> {
+    /// Reads the body within `max_body_bytes`, `request_timeout` and the listener's shared
+    /// budget of body bytes in flight, which it returns as a permit to hold until answered.
+    async fn read_body(
+        &self,
+        request: Request<Incoming>,
+    ) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Answer> {
         let too_large = || {
             json_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -291,23 +312,77 @@ impl Handler {
         if declared_length.is_some_and(|n| n > self.max_body_bytes as u64) {
             return Err(too_large());
         }
-        let body = Limited::new(request.into_body(), self.max_body_bytes);
         // Only receiving is timed: once the body is in, the message is submitted and always
         // answered (a timeout then could hide a stored message from its sender).
-        match tokio::time::timeout(self.request_timeout, body.collect()).await {
+        match tokio::time::timeout(self.request_timeout, self.collect(request.into_body())).await {
             Err(_) => Err(json_error(
                 StatusCode::REQUEST_TIMEOUT,
                 "request body not received in time",
             )),
-            Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
-                Err(too_large())
+            Ok(Err(BodyError::TooLarge)) => Err(too_large()),
+            Ok(Err(BodyError::Busy)) => {
+                let mut answer = json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many request bodies in flight; retry shortly",
+                );
+                answer
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+                answer.extensions_mut().insert(UnreadBody);
+                Err(answer)
             }
-            Ok(Err(_)) => Err(json_error(
+            Ok(Err(BodyError::Read)) => Err(json_error(
                 StatusCode::BAD_REQUEST,
                 "could not read the request body",
             )),
-            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Ok(read)) => Ok(read),
         }
+    }
+
+    /// Collects the body chunk by chunk, taking each chunk's bytes from the shared budget
+    /// first: memory for bodies stays bounded however many connections and streams are open.
+    async fn collect(
+        &self,
+        mut body: Incoming,
+    ) -> Result<(Bytes, Option<OwnedSemaphorePermit>), BodyError> {
+        let mut held: Option<OwnedSemaphorePermit> = None;
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut total = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| BodyError::Read)?;
+            let Ok(chunk) = frame.into_data() else {
+                continue; // trailers
+            };
+            total += chunk.len();
+            if total > self.max_body_bytes {
+                return Err(BodyError::TooLarge);
+            }
+            let size = u32::try_from(chunk.len()).map_err(|_| BodyError::TooLarge)?;
+            if size > 0 {
+                let permit = self
+                    .body_budget
+                    .clone()
+                    .try_acquire_many_owned(size)
+                    .map_err(|_| BodyError::Busy)?;
+                match &mut held {
+                    Some(held) => held.merge(permit),
+                    None => held = Some(permit),
+                }
+            }
+            chunks.push(chunk);
+        }
+        let body = match chunks.len() {
+            0 => Bytes::new(),
+            1 => chunks.pop().unwrap_or_default(),
+            _ => {
+                let mut joined = bytes::BytesMut::with_capacity(total);
+                for chunk in &chunks {
+                    joined.extend_from_slice(chunk);
+                }
+                joined.freeze()
+            }
+        };
+        Ok((body, held))
     }
 
     fn inbound(&self, peer: SocketAddr, body: Bytes, origin: Option<String>) -> Inbound {

@@ -118,6 +118,9 @@ impl Source for HttpListener {
             api_keys,
             limiter,
             max_body_bytes: self.settings.max_body_bytes,
+            body_budget: Arc::new(tokio::sync::Semaphore::new(
+                self.settings.max_inflight_body_bytes,
+            )),
             request_timeout: self.settings.request_timeout(),
             idempotency: Default::default(),
         });

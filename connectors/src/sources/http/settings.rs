@@ -24,6 +24,10 @@ pub struct HttpSourceSettings {
     pub api_keys: Vec<String>,
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Bytes of request bodies held at once by the whole listener (all connections and
+    /// HTTP/2 streams); past it a request gets 503 + Retry-After instead of more memory.
+    #[serde(default = "default_max_inflight_body")]
+    pub max_inflight_body_bytes: usize,
     /// Per client (API key when authenticated, else peer IP).
     #[serde(default)]
     pub rate_limit: Option<RateLimitSettings>,
@@ -38,11 +42,17 @@ pub struct HttpSourceSettings {
     pub request_timeout_secs: u64,
 }
 
+/// Largest `max_inflight_body_bytes` (16 GiB; well inside a semaphore's permit range).
+const MAX_INFLIGHT_BODY: usize = 16 << 30;
+
 fn default_path() -> String {
     "/".to_string()
 }
 fn default_max_body() -> usize {
     16 * 1024 * 1024
+}
+fn default_max_inflight_body() -> usize {
+    256 * 1024 * 1024
 }
 fn default_max_connections() -> usize {
     256
@@ -81,6 +91,20 @@ impl HttpSourceSettings {
         self.api_keys()?;
         if self.max_body_bytes == 0 {
             return Err(SettingsError::new("max_body_bytes must be positive").key("max_body_bytes"));
+        }
+        if self.max_inflight_body_bytes < self.max_body_bytes {
+            return Err(SettingsError::new(format!(
+                "max_inflight_body_bytes ({}) must be at least max_body_bytes ({})",
+                self.max_inflight_body_bytes, self.max_body_bytes
+            ))
+            .key("max_inflight_body_bytes")
+            .hint("one full-size body must fit; the default is 256 MiB"));
+        }
+        if self.max_inflight_body_bytes > MAX_INFLIGHT_BODY {
+            return Err(SettingsError::new(format!(
+                "max_inflight_body_bytes must be at most {MAX_INFLIGHT_BODY}"
+            ))
+            .key("max_inflight_body_bytes"));
         }
         if self.max_connections == 0 {
             return Err(
