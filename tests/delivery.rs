@@ -215,9 +215,7 @@ fn channel_destination_hands_over_with_lineage() {
         .exchange(&oru("HANDOVER", "2.5.1", "", "", "M1^^^H^MR"));
     assert_eq!(segments(&ack)[1], "MSA|AA|HANDOVER");
     eventually(10, "the copy reaches b's file destination", || {
-        std::fs::read_dir(dir.path().join("out"))
-            .map(|d| d.count() == 1)
-            .unwrap_or(false)
+        delivered_files(&dir.path().join("out")).len() == 1
     });
     let messages = engine.messages();
     let a = messages.iter().find(|m| m["channel"] == "a").unwrap();

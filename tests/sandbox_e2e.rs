@@ -148,12 +148,10 @@ fn each_misbehaving_message_fails_alone_and_the_next_flows() {
 
     // The good ones are delivered, with the script's edit.
     eventually(20, "every good message delivered", || {
-        std::fs::read_dir(dir.path().join("out"))
-            .map(|d| d.count() == MISBEHAVIOURS.len())
-            .unwrap_or(false)
+        delivered_files(&dir.path().join("out")).len() == MISBEHAVIOURS.len()
     });
-    for entry in std::fs::read_dir(dir.path().join("out")).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    for path in delivered_files(&dir.path().join("out")) {
+        let text = std::fs::read_to_string(path).unwrap();
         assert!(text.contains("|CHECKED^PATIENT|"), "{text:?}");
     }
 

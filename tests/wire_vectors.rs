@@ -141,13 +141,10 @@ fn w7_lf_segments_parse_and_lf_inside_a_cr_message_is_data() {
     // Delivered byte for byte, and the LF stays inside OBX-5.
     let out = dir.path().join("out");
     eventually(10, "both files delivered", || {
-        std::fs::read_dir(&out)
-            .map(|d| d.count() == 2)
-            .unwrap_or(false)
+        delivered_files(&out).len() == 2
     });
-    let file = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
+    let file = delivered_files(&out)
+        .into_iter()
         .find(|p| p.to_string_lossy().contains("LFTEXT"))
         .unwrap();
     assert_eq!(std::fs::read(&file).unwrap(), with_text);
@@ -205,17 +202,8 @@ fn w10_escaped_ampersand_is_text_not_a_subcomponent() {
     msg.extend_from_slice(b"OBX|3|ST|NOTE^Note^L||Parker \\T\\ Sons|||||F\r");
     assert_eq!(segments(&engine.connect().exchange(&msg))[1], "MSA|AA|W10");
     let out = dir.path().join("out");
-    eventually(10, "file delivered", || {
-        std::fs::read_dir(&out)
-            .map(|d| d.count() == 1)
-            .unwrap_or(false)
-    });
-    let file = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    eventually(10, "file delivered", || delivered_files(&out).len() == 1);
+    let file = delivered_files(&out).remove(0);
     let inspect = engine.medway(&["hl7", "inspect", "--json", file.to_str().unwrap()]);
     let json: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     let obx3 = json[0]

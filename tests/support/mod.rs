@@ -299,6 +299,22 @@ OBX|2|NM|8310-5^Body temperature^LN||101.1|[degF]^^UCUM|||||F|||20240501102500\r
     .into_bytes()
 }
 
+/// Files a file destination has delivered into `dir`: its hidden `.name.partial` files (written,
+/// not yet renamed into place) are not counted.
+pub fn delivered_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
 /// Waits until `check` holds, polling; panics with `what` after `seconds`.
 pub fn eventually(seconds: u64, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(seconds);
