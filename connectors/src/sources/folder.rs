@@ -171,21 +171,25 @@ impl FolderSettings {
     /// channels on one inbox would race for its files, so the registry refuses the second.
     pub fn canonical_inbox(&self) -> PathBuf {
         let absolute = std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone());
-        // Resolve the longest existing ancestor, then append the part not created yet.
-        let mut missing = Vec::new();
-        let mut existing = absolute.as_path();
-        loop {
-            if let Ok(real) = existing.canonicalize() {
-                return missing.iter().rev().fold(real, |p, c| p.join(c));
-            }
-            match (existing.parent(), existing.file_name()) {
-                (Some(parent), Some(name)) => {
-                    missing.push(name.to_owned());
-                    existing = parent;
+        // Resolve the longest existing ancestor (symlinks, `..`), then append the part not
+        // created yet, with its `.` and `..` applied lexically (nothing there to resolve).
+        let components: Vec<std::path::Component> = absolute.components().collect();
+        for split in (1..=components.len()).rev() {
+            let prefix: PathBuf = components[..split].iter().collect();
+            if let Ok(mut real) = prefix.canonicalize() {
+                for component in &components[split..] {
+                    match component {
+                        std::path::Component::ParentDir => {
+                            real.pop();
+                        }
+                        std::path::Component::CurDir => {}
+                        other => real.push(other.as_os_str()),
+                    }
                 }
-                _ => return absolute,
+                return real;
             }
         }
+        absolute
     }
 
     pub fn processed(&self) -> PathBuf {
@@ -621,5 +625,11 @@ mod tests {
             canonical(dir.path().join("link/not/yet")),
             base.join("not/yet")
         );
+        // `..` and `.` inside the part that does not exist yet.
+        assert_eq!(
+            canonical(dir.path().join("link/not/../yet/./")),
+            base.join("yet")
+        );
+        assert_eq!(canonical(dir.path().join("link/not/..")), base);
     }
 }

@@ -119,7 +119,7 @@ impl Source for HttpListener {
             limiter,
             max_body_bytes: self.settings.max_body_bytes,
             body_budget: Arc::new(tokio::sync::Semaphore::new(
-                self.settings.max_inflight_body_bytes,
+                self.settings.inflight_body_bytes(),
             )),
             request_timeout: self.settings.request_timeout(),
             idempotency: Default::default(),
@@ -273,9 +273,19 @@ impl Connection {
                         tracing::debug!(channel = self.handler.channel.name(), peer = %self.peer,
                             "idle HTTP connection closed");
                         connection.as_mut().graceful_shutdown();
-                        // Nothing is in hand; a peer that does not read the GOAWAY is dropped.
-                        let _ = tokio::time::timeout(Duration::from_secs(1), connection.as_mut()).await;
-                        return;
+                        // A peer that does not read the GOAWAY is dropped after a second, but
+                        // never while a request is in hand: an HTTP/2 stream opened just before
+                        // the GOAWAY is still served, and its message may already be committed.
+                        loop {
+                            tokio::select! {
+                                _ = connection.as_mut() => return,
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                                    if activity.is_idle() {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -317,6 +327,10 @@ impl Activity {
         } else {
             self.last() + limit
         }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) == 0
     }
 
     fn idle_for(&self, limit: Duration) -> bool {

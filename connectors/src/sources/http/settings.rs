@@ -26,8 +26,9 @@ pub struct HttpSourceSettings {
     pub max_body_bytes: usize,
     /// Bytes of request bodies held at once by the whole listener (all connections and
     /// HTTP/2 streams); past it a request gets 503 + Retry-After instead of more memory.
-    #[serde(default = "default_max_inflight_body")]
-    pub max_inflight_body_bytes: usize,
+    /// Default: 256 MiB, or `max_body_bytes` if that is larger.
+    #[serde(default)]
+    pub max_inflight_body_bytes: Option<usize>,
     /// Per client (API key when authenticated, else peer IP).
     #[serde(default)]
     pub rate_limit: Option<RateLimitSettings>,
@@ -51,9 +52,7 @@ fn default_path() -> String {
 fn default_max_body() -> usize {
     16 * 1024 * 1024
 }
-fn default_max_inflight_body() -> usize {
-    256 * 1024 * 1024
-}
+const DEFAULT_INFLIGHT_BODY: usize = 256 * 1024 * 1024;
 fn default_max_connections() -> usize {
     256
 }
@@ -92,15 +91,16 @@ impl HttpSourceSettings {
         if self.max_body_bytes == 0 {
             return Err(SettingsError::new("max_body_bytes must be positive").key("max_body_bytes"));
         }
-        if self.max_inflight_body_bytes < self.max_body_bytes {
+        if self.inflight_body_bytes() < self.max_body_bytes {
             return Err(SettingsError::new(format!(
                 "max_inflight_body_bytes ({}) must be at least max_body_bytes ({})",
-                self.max_inflight_body_bytes, self.max_body_bytes
+                self.inflight_body_bytes(),
+                self.max_body_bytes
             ))
             .key("max_inflight_body_bytes")
             .hint("one full-size body must fit; the default is 256 MiB"));
         }
-        if self.max_inflight_body_bytes > MAX_INFLIGHT_BODY {
+        if self.inflight_body_bytes() > MAX_INFLIGHT_BODY {
             return Err(SettingsError::new(format!(
                 "max_inflight_body_bytes must be at most {MAX_INFLIGHT_BODY}"
             ))
@@ -148,6 +148,12 @@ impl HttpSourceSettings {
             }
         }
         Ok(ApiKeys::new(hashes))
+    }
+
+    /// Bytes of request bodies the listener holds at once.
+    pub fn inflight_body_bytes(&self) -> usize {
+        self.max_inflight_body_bytes
+            .unwrap_or(DEFAULT_INFLIGHT_BODY.max(self.max_body_bytes))
     }
 
     pub fn header_timeout(&self) -> Duration {
