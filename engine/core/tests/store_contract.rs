@@ -225,6 +225,79 @@ async fn outcomes_move_deliveries(store: Arc<dyn Store>) {
     );
 }
 
+/// Batches larger than one multi-row statement keep delivery ids in message order (FIFO relies
+/// on it), and a delivery reported twice in one batch keeps its last outcome and both attempts.
+async fn large_batches_keep_order_and_the_last_outcome(store: Arc<dyn Store>) {
+    let messages: Vec<NewMessage> = (0..1_203)
+        .map(|i| message("big", &format!("B{i:04}"), &["d1", "d2"]))
+        .collect();
+    let ids = store.write_batch(&messages, &[]).await.unwrap();
+    assert_eq!(ids.len(), 1_203);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    let views = store.deliveries_of(&ids).await.unwrap();
+    assert_eq!(views.len(), 2 * 1_203);
+    let claim = store
+        .claim("big", "d1", "n", LEASE, 1_500, ClaimOrder::Fifo)
+        .await
+        .unwrap();
+    let claimed: Vec<i64> = claim.deliveries.iter().map(|d| d.message_id).collect();
+    assert_eq!(claimed, ids, "d1's deliveries come back in message order");
+    let (first, second) = (claim.deliveries[0].id, claim.deliveries[1].id);
+    let later = medway_engine::clock::now_micros() + 3_600_000_000;
+    let mut outcomes = vec![
+        outcome(
+            first,
+            1,
+            AttemptResult::Retry {
+                reason: "peer down".into(),
+                next_attempt_at: later,
+            },
+        ),
+        outcome(
+            second,
+            1,
+            AttemptResult::Sent {
+                summary: "ok".into(),
+            },
+        ),
+        outcome(
+            first,
+            2,
+            AttemptResult::Sent {
+                summary: "ok".into(),
+            },
+        ),
+    ];
+    outcomes.extend(claim.deliveries[2..].iter().map(|d| {
+        outcome(
+            d.id,
+            1,
+            AttemptResult::Sent {
+                summary: "ok".into(),
+            },
+        )
+    }));
+    store.write_batch(&[], &outcomes).await.unwrap();
+    let views = store.deliveries_of(&ids).await.unwrap();
+    let d1: Vec<_> = views.iter().filter(|v| v.destination == "d1").collect();
+    assert!(
+        d1.iter().all(|v| v.status == DeliveryStatus::Sent),
+        "every d1 delivery sent"
+    );
+    let head = d1.iter().find(|v| v.id == first).unwrap();
+    assert_eq!((head.attempts, head.last_error.as_deref()), (2, None));
+    let attempts = store.attempts(first).await.unwrap();
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|a| a.outcome.as_str())
+            .collect::<Vec<_>>(),
+        ["retry", "sent"]
+    );
+    let d2 = views.iter().filter(|v| v.destination == "d2");
+    assert!(d2.clone().all(|v| v.status == DeliveryStatus::Queued));
+}
+
 async fn failed_batch_stores_nothing(store: Arc<dyn Store>) {
     // An outcome for a delivery that does not exist violates a foreign key: the whole
     // transaction, including the message beside it, must roll back.
@@ -553,6 +626,7 @@ contract!(
     ordering_keys_block_only_their_own_key,
     origin_duplicates_collapse,
     writer_answers_duplicates_with_the_existing_id,
+    large_batches_keep_order_and_the_last_outcome,
 );
 
 mod clinical {

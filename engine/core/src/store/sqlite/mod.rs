@@ -143,6 +143,9 @@ impl SqliteStore {
     }
 }
 
+/// Rows per multi-row statement: at most 9 parameters a row, well under SQLite's 32,766.
+const ROWS_PER_STATEMENT: usize = 500;
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn write_batch(
@@ -152,6 +155,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<i64>, StoreError> {
         let now = now_micros();
         let mut ids = Vec::with_capacity(messages.len());
+        let mut new_deliveries = Vec::with_capacity(messages.len());
         let mut conn = self.durable().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         for m in messages {
@@ -187,60 +191,87 @@ impl Store for SqliteStore {
                 ids.push(existing);
                 continue;
             };
-            for d in &m.deliveries {
-                sqlx::query(
-                    "INSERT INTO deliveries (message_id, channel, destination, status, \
-                     ordering_key, attempts, next_attempt_at, created_at, updated_at) \
-                     VALUES (?,?,?,'queued',?,0,?,?,?)",
-                )
-                .bind(id)
-                .bind(&*m.channel)
-                .bind(&*d.destination)
-                .bind(d.ordering_key.as_deref())
-                .bind(now)
-                .bind(now)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
+            new_deliveries.extend(m.deliveries.iter().map(|d| (id, m, d)));
             ids.push(id);
         }
-        for o in outcomes {
-            let next = match &o.result {
-                super::AttemptResult::Retry {
-                    next_attempt_at, ..
-                } => *next_attempt_at,
-                _ => now,
-            };
-            let last_error = match &o.result {
-                super::AttemptResult::Sent { .. } => None,
-                other => Some(other.detail()),
-            };
-            sqlx::query(
-                "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, \
-                 last_error = ?, lease_owner = NULL, lease_until = NULL, updated_at = ? \
-                 WHERE id = ?",
-            )
-            .bind(o.result.status().as_str())
-            .bind(i64::from(o.attempt))
-            .bind(next)
-            .bind(last_error)
-            .bind(now)
-            .bind(o.delivery_id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
+        // Multi-row statements: SQLite assigns rowids in VALUES order, so delivery ids still
+        // follow message order (FIFO claims rely on it). Each statement on the single writer
+        // connection is a round trip to sqlx's worker thread; batching them is what lets one
+        // writer keep up with ingest and delivery outcomes at once.
+        for chunk in new_deliveries.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO deliveries (message_id, channel, destination, status, \
+                 ordering_key, attempts, next_attempt_at, created_at, updated_at) ",
+            );
+            insert.push_values(chunk, |mut row, (id, m, d)| {
+                row.push_bind(*id)
+                    .push_bind(&*m.channel)
+                    .push_bind(&*d.destination)
+                    .push_bind("queued")
+                    .push_bind(d.ordering_key.as_deref())
+                    .push_bind(0i64)
+                    .push_bind(now)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        // One UPDATE per chunk; a delivery reported twice in one batch keeps its last outcome
+        // (as the one-by-one updates did), while every attempt row is kept.
+        let mut last_outcome: HashMap<i64, usize> = HashMap::with_capacity(outcomes.len());
+        for (index, o) in outcomes.iter().enumerate() {
+            last_outcome.insert(o.delivery_id, index);
+        }
+        let latest: Vec<&DeliveryOutcome> = outcomes
+            .iter()
+            .enumerate()
+            .filter(|(index, o)| last_outcome.get(&o.delivery_id) == Some(index))
+            .map(|(_, o)| o)
+            .collect();
+        for chunk in latest.chunks(ROWS_PER_STATEMENT) {
+            let mut update = sqlx::QueryBuilder::<Sqlite>::new(
+                "WITH outcome(id, status, attempts, next_attempt_at, last_error) AS (",
+            );
+            update.push_values(chunk, |mut row, o| {
+                let next = match &o.result {
+                    super::AttemptResult::Retry {
+                        next_attempt_at, ..
+                    } => *next_attempt_at,
+                    _ => now,
+                };
+                let last_error = match &o.result {
+                    super::AttemptResult::Sent { .. } => None,
+                    other => Some(other.detail()),
+                };
+                row.push_bind(o.delivery_id)
+                    .push_bind(o.result.status().as_str())
+                    .push_bind(i64::from(o.attempt))
+                    .push_bind(next)
+                    .push_bind(last_error);
+            });
+            update.push(
+                ") UPDATE deliveries SET status = outcome.status, attempts = outcome.attempts, \
+                 next_attempt_at = outcome.next_attempt_at, last_error = outcome.last_error, \
+                 lease_owner = NULL, lease_until = NULL, updated_at = ",
+            );
+            update.push_bind(now);
+            update.push(" FROM outcome WHERE deliveries.id = outcome.id");
+            update.build().execute(&mut *tx).await?;
+        }
+        for chunk in outcomes.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
                 "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, \
-                 outcome, detail) VALUES (?,?,?,?,?,?)",
-            )
-            .bind(o.delivery_id)
-            .bind(i64::from(o.attempt))
-            .bind(o.started_at)
-            .bind(o.duration_us)
-            .bind(o.result.outcome_word())
-            .bind(o.result.detail())
-            .execute(&mut *tx)
-            .await?;
+                 outcome, detail) ",
+            );
+            insert.push_values(chunk, |mut row, o| {
+                row.push_bind(o.delivery_id)
+                    .push_bind(i64::from(o.attempt))
+                    .push_bind(o.started_at)
+                    .push_bind(o.duration_us)
+                    .push_bind(o.result.outcome_word())
+                    .push_bind(o.result.detail());
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         if !outcomes.is_empty() {
