@@ -143,8 +143,39 @@ impl SqliteStore {
     }
 }
 
-/// Rows per multi-row statement: at most 9 parameters a row, well under SQLite's 32,766.
+/// Rows per multi-row statement: at most 14 parameters a row, well under SQLite's 32,766.
 const ROWS_PER_STATEMENT: usize = 500;
+
+/// Inserts messages (without origin) with the ids chosen for them, in multi-row statements.
+async fn insert_messages(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    rows: &[(i64, &NewMessage)],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (id, channel, received_at, control_id, message_type, status, \
+             error, patient_key, peer, raw, transformed, parent_id, parent_delivery_id, origin) ",
+        );
+        insert.push_values(chunk, |mut row, (id, m)| {
+            row.push_bind(*id)
+                .push_bind(&*m.channel)
+                .push_bind(m.received_at)
+                .push_bind(m.control_id.as_deref())
+                .push_bind(m.message_type.as_deref())
+                .push_bind(m.status.as_str())
+                .push_bind(m.error.as_deref())
+                .push_bind(m.patient_key.as_deref())
+                .push_bind(m.peer.as_deref())
+                .push_bind(&m.raw[..])
+                .push_bind(m.transformed.as_deref())
+                .push_bind(m.parent.map(|p| p.message_id))
+                .push_bind(m.parent.map(|p| p.delivery_id))
+                .push_bind(m.origin.as_deref());
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -158,7 +189,32 @@ impl Store for SqliteStore {
         let mut new_deliveries = Vec::with_capacity(messages.len());
         let mut conn = self.durable().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        // Messages without an origin get their ids here (the transaction is IMMEDIATE on the
+        // only writer connection, so nobody else inserts meanwhile) and are inserted in
+        // multi-row statements; those with an origin go one by one (a duplicate must answer
+        // with the existing id), after the rows pending before them.
+        let mut pending: Vec<(i64, &NewMessage)> = Vec::new();
+        let mut next_id: Option<i64> = None;
         for m in messages {
+            if m.origin.is_none() {
+                let id = match next_id {
+                    Some(id) => id,
+                    None => {
+                        sqlx::query_scalar::<_, i64>(
+                            "SELECT COALESCE(MAX(id), 0) + 1 FROM messages",
+                        )
+                        .fetch_one(&mut *tx)
+                        .await?
+                    }
+                };
+                next_id = Some(id + 1);
+                pending.push((id, m));
+                new_deliveries.extend(m.deliveries.iter().map(|d| (id, m, d)));
+                ids.push(id);
+                continue;
+            }
+            insert_messages(&mut tx, &pending).await?;
+            pending.clear();
             // A known (channel, origin) is a duplicate: no row, no deliveries, the existing id.
             let inserted: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO messages (channel, received_at, control_id, message_type, status, \
@@ -191,9 +247,11 @@ impl Store for SqliteStore {
                 ids.push(existing);
                 continue;
             };
+            next_id = Some(id + 1);
             new_deliveries.extend(m.deliveries.iter().map(|d| (id, m, d)));
             ids.push(id);
         }
+        insert_messages(&mut tx, &pending).await?;
         // Multi-row statements: SQLite assigns rowids in VALUES order, so delivery ids still
         // follow message order (FIFO claims rely on it). Each statement on the single writer
         // connection is a round trip to sqlx's worker thread; batching them is what lets one
