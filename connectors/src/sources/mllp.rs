@@ -16,6 +16,7 @@
 
 use crate::mllp::{MllpCodec, MllpCodecError, refusal};
 use crate::rate_limit::{KeyedRateLimiter, RateLimitSettings};
+use crate::sources::listener::{Accepted, TcpAcceptor};
 use crate::tls::{ServerTls, ServerTlsSettings, in_tls_table, subject};
 use async_trait::async_trait;
 use futures::{SinkExt, StreamExt};
@@ -29,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
@@ -122,13 +123,7 @@ impl MllpListener {
 #[async_trait]
 impl Source for MllpListener {
     async fn bind(&mut self) -> Result<(), SourceError> {
-        let listener = TcpListener::bind(&self.settings.listen)
-            .await
-            .map_err(|source| SourceError::Bind {
-                address: self.settings.listen.clone(),
-                source,
-            })?;
-        self.listener = Some(listener);
+        self.listener = Some(crate::sources::listener::bind(&self.settings.listen).await?);
         Ok(())
     }
 
@@ -139,7 +134,6 @@ impl Source for MllpListener {
         let Some(listener) = self.listener.take() else {
             return Ok(());
         };
-        let limit = Arc::new(Semaphore::new(self.settings.max_connections));
         let tls = self.settings.loaded_tls.clone();
         if let Some(tls) = &tls {
             tls.spawn_reloader(cx.shutdown.clone());
@@ -165,27 +159,13 @@ impl Source for MllpListener {
         tracing::info!(channel = cx.channel.name(), listen = %self.settings.listen,
             tls = tls.is_some(), mutual_tls = self.settings.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()),
             "MLLP listener ready");
-        loop {
-            let accepted = tokio::select! {
-                _ = cx.shutdown.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(channel = cx.channel.name(), %error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let Ok(permit) = limit.clone().try_acquire_owned() else {
-                tracing::warn!(channel = cx.channel.name(), %peer, limit = self.settings.max_connections,
-                    "connection refused: too many open connections");
-                drop(stream);
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
+        let acceptor = TcpAcceptor::new(listener, self.settings.max_connections);
+        while let Some(Accepted {
+            stream,
+            peer,
+            permit,
+        }) = acceptor.next(cx.channel.name(), &cx.shutdown).await
+        {
             let connection = Connection {
                 channel: cx.channel.clone(),
                 peer,
@@ -207,7 +187,7 @@ impl Source for MllpListener {
                 }
             }
         }
-        drop(listener);
+        drop(acceptor);
         cx.tracker.close();
         cx.tracker.wait().await;
         tracing::info!(channel = cx.channel.name(), "MLLP listener stopped");

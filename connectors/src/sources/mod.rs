@@ -3,4 +3,5 @@
 pub mod folder;
 pub mod http;
 pub mod internal;
+pub mod listener;
 pub mod mllp;

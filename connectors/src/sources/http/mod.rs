@@ -17,6 +17,7 @@ pub mod settings;
 pub use settings::HttpSourceSettings;
 
 use crate::rate_limit::KeyedRateLimiter;
+use crate::sources::listener::{Accepted, TcpAcceptor};
 use crate::tls::ServerTls;
 use async_trait::async_trait;
 use handler::{Client, Handler};
@@ -31,7 +32,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -81,13 +82,7 @@ fn with_alpn(config: &Arc<rustls::ServerConfig>) -> TlsAcceptor {
 #[async_trait]
 impl Source for HttpListener {
     async fn bind(&mut self) -> Result<(), SourceError> {
-        let listener = TcpListener::bind(&self.settings.listen)
-            .await
-            .map_err(|source| SourceError::Bind {
-                address: self.settings.listen.clone(),
-                source,
-            })?;
-        self.listener = Some(listener);
+        self.listener = Some(crate::sources::listener::bind(&self.settings.listen).await?);
         Ok(())
     }
 
@@ -130,32 +125,17 @@ impl Source for HttpListener {
             let acceptor = with_alpn(&updates.borrow_and_update());
             (updates, acceptor)
         });
-        let limit = Arc::new(Semaphore::new(self.settings.max_connections));
+        let acceptor = TcpAcceptor::new(listener, self.settings.max_connections);
         let header_timeout = self.settings.header_timeout();
         tracing::info!(channel, listen = %self.settings.listen, tls = tls.is_some(), "HTTP listener ready");
-        loop {
-            let accepted = tokio::select! {
-                _ = cx.shutdown.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(channel, %error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let Ok(permit) = limit.clone().try_acquire_owned() else {
-                tracing::warn!(channel, %peer, limit = self.settings.max_connections,
-                    "connection refused: too many open connections");
-                drop(stream);
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
+        while let Some(Accepted {
+            stream,
+            peer,
+            permit,
+        }) = acceptor.next(&channel, &cx.shutdown).await
+        {
             // A reloaded certificate applies from the next connection on.
-            let acceptor = tls.as_mut().map(|(updates, acceptor)| {
+            let tls_acceptor = tls.as_mut().map(|(updates, acceptor)| {
                 if updates.has_changed().unwrap_or(false) {
                     *acceptor = with_alpn(&updates.borrow_and_update());
                     tracing::info!(channel, "HTTP listener uses the reloaded TLS certificate");
@@ -169,9 +149,9 @@ impl Source for HttpListener {
                 shutdown: cx.shutdown.clone(),
                 _permit: permit,
             };
-            cx.tracker.spawn(connection.run(stream, acceptor));
+            cx.tracker.spawn(connection.run(stream, tls_acceptor));
         }
-        drop(listener);
+        drop(acceptor);
         cx.tracker.close();
         cx.tracker.wait().await;
         tracing::info!(channel, "HTTP listener stopped");
