@@ -7,7 +7,6 @@ mod support;
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -480,32 +479,13 @@ fn sigkill_mid_file_then_restart_stores_every_message_once() {
     killed_mid_file_stores_each_message_once(dir.path(), &sqlite(dir.path()), 2000);
 }
 
-fn pg_url() -> String {
-    std::env::var("MEDWAY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
-}
-
-fn psql(sql: &str) {
-    let out = Command::new("psql")
-        .arg(pg_url())
-        .args(["-X", "-q", "-c", sql])
-        .output()
-        .expect("psql must be installed for this test");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn sigkill_mid_file_then_restart_stores_every_message_once_on_postgres() {
     let schema = format!("medway_folder_{}", std::process::id());
     psql(&format!(
         "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
     ));
-    let sep = if pg_url().contains('?') { '&' } else { '?' };
-    let store = format!("{}{sep}options=-c%20search_path%3D{schema}", pg_url());
+    let store = pg_store_in(&schema);
     let dir = tempfile::tempdir().unwrap();
     let path: PathBuf = dir.path().to_path_buf();
     killed_mid_file_stores_each_message_once(&path, &store, 600);

@@ -1138,32 +1138,13 @@ fn an_idempotency_key_is_scoped_by_client_and_tied_to_the_body() {
     assert_eq!(engine.messages().len(), 3);
 }
 
-fn pg_url() -> String {
-    std::env::var("MEDWAY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
-}
-
-fn psql(sql: &str) {
-    let out = std::process::Command::new("psql")
-        .arg(pg_url())
-        .args(["-X", "-q", "-c", sql])
-        .output()
-        .expect("psql must be installed for this test");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn a_3_kb_id_on_postgres_is_cut_and_stores_every_message() {
     let schema = format!("medway_http_ids_{}", std::process::id());
     psql(&format!(
         "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
     ));
-    let sep = if pg_url().contains('?') { '&' } else { '?' };
-    let store = format!("{}{sep}options=-c%20search_path%3D{schema}", pg_url());
+    let store = pg_store_in(&schema);
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let engine = Engine::start(dir.path(), &http_channel(port, ""), port, &store);

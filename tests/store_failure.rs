@@ -5,7 +5,6 @@
 mod support;
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -41,25 +40,6 @@ fn read_only_sqlite_gets_ar_or_ce_and_stores_nothing() {
             .unwrap_or(0)
             == 0
     );
-}
-
-fn pg_url() -> String {
-    std::env::var("MEDWAY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
-}
-
-fn psql(sql: &str) -> String {
-    let out = Command::new("psql")
-        .arg(pg_url())
-        .args(["-X", "-q", "-t", "-A", "-c", sql])
-        .output()
-        .expect("psql must be installed for this test");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]

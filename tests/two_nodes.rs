@@ -13,25 +13,6 @@ use std::time::Duration;
 use support::peer::Peer;
 use support::*;
 
-fn pg_url() -> String {
-    std::env::var("MEDWAY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
-}
-
-fn psql(sql: &str) -> String {
-    let out = Command::new("psql")
-        .arg(pg_url())
-        .args(["-X", "-q", "-t", "-A", "-c", sql])
-        .output()
-        .expect("psql must be installed for this test");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 const BATCH: usize = 16;
 
 fn node(dir: &std::path::Path, port: u16, peer: u16, schema: &str) {
@@ -104,8 +85,7 @@ fn two_nodes_share_the_work_without_duplicates() {
     psql(&format!(
         "CREATE TABLE {schema}.results (delivery_id BIGINT UNIQUE NOT NULL, control_id TEXT, mrn TEXT)"
     ));
-    let sep = if pg_url().contains('?') { '&' } else { '?' };
-    let store = format!("{}{sep}options=-c%20search_path%3D{schema}", pg_url());
+    let store = pg_store_in(&schema);
     let peer = Peer::default();
     let peer_port = peer.start();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

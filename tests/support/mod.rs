@@ -315,6 +315,35 @@ pub fn delivered_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// The PostgreSQL the tests use (`MEDWAY_TEST_PG_URL`, else the local trust-auth server).
+pub fn pg_url() -> String {
+    std::env::var("MEDWAY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// Runs `sql` with psql against [`pg_url`]; panics with psql's error if it fails. Returns the
+/// output unaligned, without headers, trimmed.
+pub fn psql(sql: &str) -> String {
+    let out = Command::new("psql")
+        .arg(pg_url())
+        .args(["-X", "-q", "-t", "-A", "-c", sql])
+        .output()
+        .expect("psql must be installed for this test");
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A store URL on [`pg_url`] whose tables live in `schema` (created fresh by the caller).
+pub fn pg_store_in(schema: &str) -> String {
+    let base = pg_url();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
 /// Waits until `check` holds, polling; panics with `what` after `seconds`.
 pub fn eventually(seconds: u64, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(seconds);
