@@ -96,6 +96,20 @@ impl BodySettings {
                  identifier_systems = { AUTHORITY = \"uri\" }",
             )
         })?;
+        // The scoring destination's table runs the other way (URI = AUTHORITY): a copied
+        // table would silently map nothing, so say so.
+        if let Some((authority, _)) = settings
+            .identifier_systems
+            .iter()
+            .find(|(authority, uri)| authority.contains(':') && !uri.contains(':'))
+        {
+            return Err(SettingsError::new(format!(
+                "identifier_systems maps an assigning authority to a system URI, but {authority:?} \
+                 looks like a URI"
+            ))
+            .key("identifier_systems")
+            .hint("here: { HOSP = \"urn:oid:…\" }; the scoring destination's table is the other way round"));
+        }
         if settings.body == Body::Message && !settings.identifier_systems.is_empty() {
             return Err(SettingsError::new(
                 "identifier_systems only applies to body = \"fhir-vitals-bundle\"",
@@ -254,6 +268,14 @@ pub struct HttpSender {
     headers: HeaderMap,
     timeout: Duration,
     body: BodySettings,
+    /// For `body = "fhir-vitals-bundle"`: built once, not per delivery.
+    vitals: Option<VitalsMapping>,
+}
+
+/// What the ORU → FHIR mapping needs besides the message.
+struct VitalsMapping {
+    codes: scoring::CodeMap,
+    systems: HashMap<String, String>,
 }
 
 impl HttpSender {
@@ -297,6 +319,7 @@ impl HttpSender {
             headers,
             timeout,
             body: BodySettings::default(),
+            vitals: None,
         })
     }
 
@@ -308,6 +331,14 @@ impl HttpSender {
                 HeaderValue::from_static("application/fhir+json"),
             );
         }
+        self.vitals = (body.body == Body::FhirVitalsBundle).then(|| VitalsMapping {
+            codes: scoring::CodeMap::builtin(),
+            systems: body
+                .identifier_systems
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        });
         self.body = body;
         self
     }
@@ -327,21 +358,18 @@ impl HttpSender {
                             e.offset
                         ))
                     })?;
+                let Some(vitals) = &self.vitals else {
+                    return Err(DeliveryError::never("fhir-vitals-bundle: not configured"));
+                };
                 let extracted = scoring::extract(
                     &message,
-                    &scoring::CodeMap::builtin(),
+                    &vitals.codes,
                     &scoring::ScoringSettings::default(),
                 );
-                let systems: HashMap<String, String> = self
-                    .body
-                    .identifier_systems
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
                 let bundle = scoring::fhir::vital_signs_bundle(
                     &extracted,
                     &delivery.message_id.to_string(),
-                    &systems,
+                    &vitals.systems,
                 )
                 .map_err(|e| DeliveryError::never(format!("fhir-vitals-bundle: {e}")))?;
                 Ok(bytes::Bytes::from(bundle))
@@ -583,6 +611,11 @@ mod tests {
                 "identifier_systems",
             ),
             ("url = \"http://h/\"\nbdoy = \"message\"", "bdoy"),
+            (
+                "url = \"http://h/\"\nbody = \"fhir-vitals-bundle\"\n\
+                 identifier_systems = { \"urn:oid:1.2.3\" = \"HOSP\" }",
+                "identifier_systems",
+            ),
         ];
         for (text, key) in cases {
             let error = settings(text).unwrap_err();

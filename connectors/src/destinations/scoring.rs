@@ -84,6 +84,20 @@ pub struct ScoringSetup {
 impl ScoringSetup {
     pub fn from_spec(spec: &ConnectorSpec) -> Result<Self, SettingsError> {
         let settings: ScoringDestinationSettings = spec.parse()?;
+        // The HTTP destination's table runs the other way (AUTHORITY = URI): a copied table
+        // would silently map nothing, so say so.
+        if let Some((system, _)) = settings
+            .identifier_systems
+            .iter()
+            .find(|(system, authority)| !system.contains(':') && authority.contains(':'))
+        {
+            return Err(SettingsError::new(format!(
+                "identifier_systems maps a FHIR identifier system URI to an assigning authority, \
+                 but {system:?} is not a URI"
+            ))
+            .key("identifier_systems")
+            .hint("here: { \"urn:oid:…\" = \"HOSP\" }; the http destination's table is the other way round"));
+        }
         // A local map comes with the built-in LOINC codes; its codes win.
         let codes = match &settings.codes {
             None => CodeMap::builtin(),
@@ -541,6 +555,24 @@ mod tests {
         assert!(!is_json(b"MSH|^~\\&|A"));
         assert!(!is_json(b""));
         assert!(!is_json(b"[{}]"));
+    }
+
+    #[test]
+    fn identifier_systems_copied_the_wrong_way_round_is_refused() {
+        let spec = ConnectorSpec::inline(
+            "scoring",
+            toml::from_str::<toml::Table>(
+                "alert_channel = \"alerts\"\nidentifier_systems = { HOSP = \"urn:oid:1.2.3\" }",
+            )
+            .unwrap(),
+        );
+        let error = ScoringSetup::from_spec(&spec).err().expect("refused");
+        assert_eq!(error.key.as_deref(), Some("identifier_systems"));
+        assert!(
+            error.message.contains("\"HOSP\" is not a URI"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]
