@@ -248,11 +248,12 @@ async fn submit_json(
         })
         .collect();
     let wake = chosen.iter().map(|d| d.wake.clone()).collect();
-    let control_id = identity.control_id;
+    // For the log lines: the document's type (resourceType, `json`), never its `id`.
+    let message_type_for_log = identity.message_type.clone().unwrap_or_default();
     let record = NewMessage {
         channel: inner.name.clone(),
         received_at,
-        control_id: control_id.clone(),
+        control_id: identity.control_id,
         message_type: identity.message_type,
         status,
         error,
@@ -275,7 +276,8 @@ async fn submit_json(
             (outcome, Some(id))
         }
         Err(e) => {
-            tracing::error!(channel = %inner.name, control_id = control_id.as_deref().unwrap_or(""),
+            // Not the document's `id`: for a FHIR Patient it is often the MRN.
+            tracing::error!(channel = %inner.name, message_type = %message_type_for_log,
                 error = %e, "JSON document not stored");
             (
                 ReplyOutcome::Unavailable(format!("message not stored: {e}")),
@@ -285,7 +287,7 @@ async fn submit_json(
     };
     tracing::debug!(
         channel = %inner.name,
-        control_id = control_id.as_deref().unwrap_or(""),
+        message_type = %message_type_for_log,
         message_id,
         outcome = outcome_word(&outcome),
         "JSON document handled"
