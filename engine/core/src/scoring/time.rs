@@ -120,12 +120,8 @@ pub fn age_years(birth: Date, at_micros: i64, zone: &TimeZone) -> Option<i32> {
     Some(years)
 }
 
-/// UTC microseconds → RFC 3339 (for JSON output).
-pub fn rfc3339(micros: i64) -> String {
-    jiff::Timestamp::from_microsecond(micros)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| micros.to_string())
-}
+/// RFC 3339 (UTC) for a microsecond timestamp; the one in `clock`.
+pub use crate::clock::micros_to_rfc3339 as rfc3339;
 
 #[cfg(test)]
 mod tests {
