@@ -38,6 +38,7 @@ use sqlx::{Connection, Row, Sqlite, SqlitePool as Pool};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub struct SqliteStore {
@@ -45,6 +46,11 @@ pub struct SqliteStore {
     work: Pool,
     /// Delivery id → lease expiry (UTC micros). See the module docs.
     leases: Mutex<HashMap<i64, i64>>,
+    /// True only while the write connection is known to be at `synchronous = FULL` (its
+    /// setting from the connect options), so `durable()` skips the PRAGMA round trip then.
+    /// Cleared *before* switching to NORMAL and set only *after* FULL succeeded: it may say
+    /// "not FULL" for a FULL connection (one redundant PRAGMA), never the reverse.
+    write_is_full: std::sync::atomic::AtomicBool,
 }
 
 impl SqliteStore {
@@ -74,6 +80,7 @@ impl SqliteStore {
             write,
             work,
             leases: Mutex::new(HashMap::new()),
+            write_is_full: std::sync::atomic::AtomicBool::new(false),
         };
         store.migrate().await?;
         Ok(store)
@@ -83,9 +90,12 @@ impl SqliteStore {
     /// outcome depends on.
     pub(super) async fn durable(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
         let mut conn = self.write.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *conn)
-            .await?;
+        if !self.write_is_full.load(Ordering::Acquire) {
+            sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut *conn)
+                .await?;
+            self.write_is_full.store(true, Ordering::Release);
+        }
         Ok(conn)
     }
 
@@ -96,6 +106,7 @@ impl SqliteStore {
     /// (idempotent per delivery). Saves several fsyncs per scored ORU.
     pub(super) async fn relaxed(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
         let mut conn = self.write.acquire().await?;
+        self.write_is_full.store(false, Ordering::Release);
         sqlx::query("PRAGMA synchronous = NORMAL")
             .execute(&mut *conn)
             .await?;
