@@ -23,7 +23,8 @@ pub fn hash_api_key(key: &str) -> String {
 /// Parses `sha256:<64 hex digits>` (hex in either case).
 pub fn parse_key_hash(text: &str) -> Option<[u8; 32]> {
     let hex = text.strip_prefix(HASH_PREFIX)?;
-    if hex.len() != 64 || !hex.is_ascii() {
+    // Hex digits only: `from_str_radix` alone would also take a leading `+`.
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; 32];
