@@ -281,9 +281,12 @@ impl Destination for WebhookSender {
             }
             Plan::Digest(claim) => {
                 let first = claim.alerts.first().map_or(delivery.id, |(id, _)| *id);
-                let key = format!("digest-{first}-{}", jiff::Timestamp::now().as_millisecond());
-                let body = self.digest_body(&claim.alerts, claim.since.elapsed());
+                let last = claim.alerts.last().map_or(delivery.id, |(id, _)| *id);
                 let count = claim.alerts.len();
+                // From the alerts it carries, not the clock: the same digest sent again after a
+                // lost answer has the same key, so the receiver can drop the repeat.
+                let key = format!("digest-{first}-{last}-{count}");
+                let body = self.digest_body(&claim.alerts, claim.since.elapsed());
                 match self.http.send_body(delivery, body, &key).await {
                     Ok(response) => {
                         tracing::info!(alerts = count, "alert digest posted to the webhook");
