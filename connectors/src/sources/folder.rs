@@ -426,12 +426,12 @@ impl Ingest<'_> {
                 tracing::warn!(channel, file = %name, %error, "cannot read the file; will retry");
                 return Handled::Hold(HOLD);
             }
-            Err(_) => return Handled::Hold(HOLD),
+            Err(error) => return Self::worker_failed(channel, &name, &error),
         };
         let prepared = match prepared {
             Ok(Ok(prepared)) => prepared,
             Ok(Err(unreadable)) => return self.reject(file, &name, unreadable.0).await,
-            Err(_) => return Handled::Hold(HOLD),
+            Err(error) => return Self::worker_failed(channel, &name, &error),
         };
         let total = prepared.messages.len();
         let mut refused = Vec::new();
@@ -488,8 +488,14 @@ impl Ingest<'_> {
                 tracing::error!(channel, file = %name, %error, "file ingested but cannot be moved to the processed folder; will retry (no duplicates)");
                 Handled::Hold(HOLD)
             }
-            Err(_) => Handled::Hold(HOLD),
+            Err(error) => Self::worker_failed(channel, &name, &error),
         }
+    }
+
+    /// A blocking file task panicked or was cancelled: say so, keep the file, retry later.
+    fn worker_failed(channel: &str, name: &str, error: &tokio::task::JoinError) -> Handled {
+        tracing::error!(channel, file = %name, %error, "file task failed; will retry");
+        Handled::Hold(HOLD)
     }
 
     async fn reject(&self, file: &scan::Candidate, name: &str, reason: String) -> Handled {
@@ -505,7 +511,7 @@ impl Ingest<'_> {
                 tracing::error!(channel, file = %name, %error, "cannot move the file to the error folder; will retry");
                 Handled::Hold(HOLD)
             }
-            Err(_) => Handled::Hold(HOLD),
+            Err(error) => Self::worker_failed(channel, name, &error),
         }
     }
 }
